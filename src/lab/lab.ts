@@ -1,0 +1,430 @@
+// The lab: a VM pair built out of network namespaces, usable from tests, benchmarks and the CLI.
+//
+//   ward-<lab>-a  (node, 198.18.0.1 on eth0)  ── underlay veth ──  ward-<lab>-b  (node, 198.18.0.2)
+//     lxc0 ── ward-<lab>-a-<pod> (198.19.1.10)                      lxc0 ── ward-<lab>-b-<pod> (198.19.2.10)
+//
+// Pods get a /32 on eth0 and a default route via 169.254.1.1, which every lxc interface of the node
+// carries (the Calico/Cilium shape); the node routes each pod IP to its lxc interface and the other
+// node's pod CIDR over the underlay. Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking), so
+// nothing the lab sends could ever be meant for a real network. A ward runs in each node namespace.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import {
+  addNamespace,
+  deleteNamespace,
+  execIn,
+  ipIn,
+  LabError,
+  listNamespaces,
+  run,
+  sysctlIn,
+} from './netns.ts';
+
+export const LAB_PREFIX = 'ward-';
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const WARD_MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const GATEWAY = '169.254.1.1';
+
+export interface LabNodeSpec {
+  readonly name: string;
+  readonly pods: readonly string[];
+  /** Start a ward in this node (default true). */
+  readonly ward?: boolean;
+}
+
+export interface LabOptions {
+  /** Short name; namespaces are ward-<name>-<node>[-<pod>]. Letters and digits, at most 12. */
+  readonly name: string;
+  readonly nodes?: readonly LabNodeSpec[];
+  /** Where configs, logs and the state file go (default: $TMPDIR/ward-lab-<name>). */
+  readonly dir?: string;
+  /** Merged into every ward's config (YAML object). */
+  readonly wardConfig?: Record<string, unknown>;
+  /** Start the wards now (default true). */
+  readonly startWards?: boolean;
+  /** Leave ward processes running when this process exits (the CLI's `lab up`). */
+  readonly detached?: boolean;
+}
+
+export const DEFAULT_NODES: readonly LabNodeSpec[] = [
+  { name: 'a', pods: ['client'] },
+  { name: 'b', pods: ['server'] },
+];
+
+export interface LabState {
+  readonly name: string;
+  readonly dir: string;
+  readonly namespaces: string[];
+  readonly wards: { node: string; pid: number }[];
+}
+
+/** One JSON log line of a ward. */
+export type LogLine = Record<string, unknown> & { msg?: string; component?: string };
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      typeof b === 'object' &&
+      b !== null &&
+      !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export class WardProcess {
+  readonly node: LabNode;
+  readonly logPath: string;
+  readonly errPath: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  #exitCode: number | null | undefined = undefined;
+
+  constructor(node: LabNode, child: ChildProcess, logPath: string, errPath: string) {
+    this.node = node;
+    this.child = child;
+    this.logPath = logPath;
+    this.errPath = errPath;
+    this.exited = new Promise((resolveExit) => {
+      child.once('exit', (code, signal) => {
+        this.#exitCode = code ?? (signal !== null ? -1 : null);
+        resolveExit(this.#exitCode);
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get running(): boolean {
+    return this.#exitCode === undefined;
+  }
+
+  lines(): LogLine[] {
+    if (!existsSync(this.logPath)) return [];
+    const out: LogLine[] = [];
+    for (const line of readFileSync(this.logPath, 'utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        out.push(JSON.parse(line) as LogLine);
+      } catch {
+        out.push({ msg: line, unparsed: true });
+      }
+    }
+    return out;
+  }
+
+  /** The access-log lines: one per connection. */
+  accessLog(): LogLine[] {
+    return this.lines().filter((l) => l.component === 'access');
+  }
+
+  stderr(): string {
+    return existsSync(this.errPath) ? readFileSync(this.errPath, 'utf8') : '';
+  }
+
+  /** Resolves once ward logs "ward ready"; rejects if it exits first or the timeout passes. */
+  async waitReady(timeoutMs = 30_000): Promise<void> {
+    await this.waitForLine((l) => l.msg === 'ward ready', timeoutMs, 'ward ready');
+  }
+
+  async waitForLine(
+    pred: (l: LogLine) => boolean,
+    timeoutMs: number,
+    what: string,
+    after = 0,
+  ): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines().slice(after).find(pred);
+      if (found !== undefined) return found;
+      if (!this.running) {
+        throw new LabError(
+          `ward on node ${this.node.name} exited (${String(this.#exitCode)}) before "${what}":\n${this.stderr()}`,
+        );
+      }
+      if (Date.now() > deadline)
+        throw new LabError(`ward on node ${this.node.name}: no "${what}" within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Sends a signal and waits for the exit code (SIGKILL after the timeout). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
+    if (!this.running) return this.#exitCode ?? null;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+export class LabPod {
+  readonly name: string;
+  readonly node: LabNode;
+  readonly ns: string;
+  readonly ip: string;
+  readonly iface: string;
+
+  constructor(node: LabNode, name: string, ip: string, iface: string) {
+    this.node = node;
+    this.name = name;
+    this.ns = `${node.ns}-${name}`;
+    this.ip = ip;
+    this.iface = iface;
+  }
+
+  exec(argv: readonly string[], input?: string): string {
+    return execIn(this.ns, argv, input);
+  }
+
+  spawn(argv: readonly string[], opts: { stdio?: 'pipe' | 'ignore' } = {}): ChildProcess {
+    return spawn('ip', ['netns', 'exec', this.ns, ...argv], { stdio: opts.stdio ?? 'pipe' });
+  }
+}
+
+export class LabNode {
+  readonly lab: Lab;
+  readonly name: string;
+  readonly index: number;
+  readonly ns: string;
+  readonly underlayIp: string;
+  readonly podCidr: string;
+  readonly pods: LabPod[] = [];
+  readonly wantsWard: boolean;
+  ward: WardProcess | null = null;
+  #starts = 0;
+
+  constructor(lab: Lab, spec: LabNodeSpec, index: number) {
+    this.lab = lab;
+    this.name = spec.name;
+    this.index = index;
+    this.ns = `${LAB_PREFIX}${lab.name}-${spec.name}`;
+    this.underlayIp = `198.18.0.${index + 1}`;
+    this.podCidr = `198.19.${index + 1}.0/24`;
+    this.wantsWard = spec.ward ?? true;
+  }
+
+  get configPath(): string {
+    return join(this.lab.dir, `${this.name}.yaml`);
+  }
+
+  /** The ward config for this node: the lab's defaults, then the lab's overrides, then these. */
+  wardConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const base = {
+      node: { name: this.name },
+      capture: { podCidrs: [this.podCidr] },
+      proxy: { workers: 1 },
+      shutdown: { drainTimeout: '5s' },
+    };
+    return merge(merge(base, this.lab.options.wardConfig ?? {}), extra);
+  }
+
+  async startWard(extra: Record<string, unknown> = {}, opts: { wait?: boolean } = {}): Promise<WardProcess> {
+    if (this.ward?.running === true) throw new LabError(`ward on node ${this.name} is already running`);
+    writeFileSync(this.configPath, YAML.stringify(this.wardConfig(extra)));
+    this.#starts++;
+    const logPath = join(this.lab.dir, `${this.name}-ward-${this.#starts}.log`);
+    const errPath = join(this.lab.dir, `${this.name}-ward-${this.#starts}.err`);
+    const out = openSync(logPath, 'a');
+    const err = openSync(errPath, 'a');
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.ns,
+        process.execPath,
+        '--disable-warning=ExperimentalWarning',
+        WARD_MAIN,
+        'run',
+        '--config',
+        this.configPath,
+      ],
+      { stdio: ['ignore', out, err], detached: this.lab.options.detached === true },
+    );
+    closeSync(out);
+    closeSync(err);
+    if (this.lab.options.detached === true) child.unref();
+    const ward = new WardProcess(this, child, logPath, errPath);
+    this.ward = ward;
+    if (opts.wait !== false) await ward.waitReady();
+    return ward;
+  }
+
+  exec(argv: readonly string[], input?: string): string {
+    return execIn(this.ns, argv, input);
+  }
+
+  /** iptables-save of the node's mangle table plus its ip rules: what ward installed, as text. */
+  ruleset(): string {
+    return `${execIn(this.ns, ['iptables-save', '-t', 'mangle'])}${ipIn(this.ns, 'rule', 'show')}`;
+  }
+}
+
+export class Lab {
+  readonly name: string;
+  readonly dir: string;
+  readonly options: LabOptions;
+  readonly nodes: LabNode[];
+
+  private constructor(options: LabOptions) {
+    if (!/^[a-z][a-z0-9]{0,11}$/.test(options.name)) {
+      throw new LabError(
+        `lab name must be 1-12 lower-case letters or digits, starting with a letter: ${options.name}`,
+      );
+    }
+    this.options = options;
+    this.name = options.name;
+    this.dir = options.dir ?? join(tmpdir(), `ward-lab-${options.name}`);
+    this.nodes = (options.nodes ?? DEFAULT_NODES).map((spec, i) => new LabNode(this, spec, i));
+    let podIndex = 0;
+    for (const [i, node] of this.nodes.entries()) {
+      const spec = (options.nodes ?? DEFAULT_NODES)[i];
+      for (const [j, pod] of (spec?.pods ?? []).entries()) {
+        node.pods.push(new LabPod(node, pod, `198.19.${i + 1}.${10 + j}`, `lxc${j}`));
+        podIndex++;
+      }
+    }
+    if (podIndex > 200) throw new LabError('at most 200 pods per lab');
+  }
+
+  /** Builds the namespaces (after removing leftovers of a lab with the same name) and starts the wards. */
+  static async create(options: LabOptions): Promise<Lab> {
+    const lab = new Lab(options);
+    Lab.destroyByName(lab.name, lab.dir);
+    mkdirSync(lab.dir, { recursive: true });
+    try {
+      lab.#build();
+      lab.#saveState();
+      if (options.startWards !== false) {
+        await Promise.all(lab.nodes.filter((n) => n.wantsWard).map((n) => n.startWard()));
+        lab.#saveState();
+      }
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return lab;
+  }
+
+  #build(): void {
+    const [first, second] = this.nodes;
+    for (const node of this.nodes) {
+      addNamespace(node.ns);
+      for (const [key, value] of [
+        ['net.ipv4.ip_forward', 1],
+        ['net.ipv4.conf.all.rp_filter', 0],
+        ['net.ipv4.conf.default.rp_filter', 0],
+      ] as const) {
+        sysctlIn(node.ns, key, value);
+      }
+    }
+    if (this.nodes.length > 2) throw new LabError('the lab builds one or two nodes');
+    if (first !== undefined && second !== undefined) {
+      ipIn(first.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', second.ns);
+      for (const node of [first, second]) {
+        ipIn(node.ns, 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0');
+        ipIn(node.ns, 'link', 'set', 'eth0', 'up');
+      }
+      ipIn(first.ns, 'route', 'add', second.podCidr, 'via', second.underlayIp);
+      ipIn(second.ns, 'route', 'add', first.podCidr, 'via', first.underlayIp);
+    }
+    for (const node of this.nodes) {
+      for (const pod of node.pods) {
+        addNamespace(pod.ns);
+        ipIn(node.ns, 'link', 'add', pod.iface, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.ns);
+        ipIn(node.ns, 'addr', 'add', `${GATEWAY}/32`, 'dev', pod.iface);
+        ipIn(node.ns, 'link', 'set', pod.iface, 'up');
+        ipIn(node.ns, 'route', 'add', `${pod.ip}/32`, 'dev', pod.iface);
+        sysctlIn(node.ns, `net.ipv4.conf.${pod.iface}.rp_filter`, 0);
+        ipIn(pod.ns, 'addr', 'add', `${pod.ip}/32`, 'dev', 'eth0');
+        ipIn(pod.ns, 'link', 'set', 'eth0', 'up');
+        ipIn(pod.ns, 'route', 'add', GATEWAY, 'dev', 'eth0', 'scope', 'link');
+        ipIn(pod.ns, 'route', 'add', 'default', 'via', GATEWAY, 'dev', 'eth0', 'src', pod.ip);
+      }
+    }
+  }
+
+  node(name: string): LabNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (n === undefined) throw new LabError(`no node ${name} in lab ${this.name}`);
+    return n;
+  }
+
+  pod(name: string): LabPod {
+    for (const n of this.nodes) {
+      const p = n.pods.find((x) => x.name === name);
+      if (p !== undefined) return p;
+    }
+    throw new LabError(`no pod ${name} in lab ${this.name}`);
+  }
+
+  get namespaces(): string[] {
+    return this.nodes.flatMap((n) => [n.ns, ...n.pods.map((p) => p.ns)]);
+  }
+
+  #saveState(): void {
+    const state: LabState = {
+      name: this.name,
+      dir: this.dir,
+      namespaces: this.namespaces,
+      wards: this.nodes.flatMap((n) => (n.ward?.running === true ? [{ node: n.name, pid: n.ward.pid }] : [])),
+    };
+    writeFileSync(join(this.dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+  }
+
+  /** Stops the wards (SIGTERM, so they remove their rules) and deletes every namespace. */
+  async destroy(opts: { keepDir?: boolean } = {}): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.ward?.stop('SIGTERM', 10_000)));
+    for (const ns of this.namespaces) deleteNamespace(ns);
+    Lab.destroyByName(this.name, opts.keepDir === true ? undefined : this.dir);
+  }
+
+  /** Removes a lab's leftovers by name prefix, also those of a crashed run: processes, namespaces, files. */
+  static destroyByName(name: string, dir?: string): string[] {
+    const stateDir = dir ?? join(tmpdir(), `ward-lab-${name}`);
+    const statePath = join(stateDir, 'state.json');
+    if (existsSync(statePath)) {
+      try {
+        const state = JSON.parse(readFileSync(statePath, 'utf8')) as LabState;
+        for (const w of state.wards) {
+          try {
+            process.kill(w.pid, 'SIGKILL');
+          } catch {
+            // Gone already.
+          }
+        }
+      } catch {
+        // A damaged state file: the namespace sweep below still cleans up.
+      }
+    }
+    const prefix = `${LAB_PREFIX}${name}-`;
+    const gone = listNamespaces().filter((ns) => ns.startsWith(prefix));
+    // Pods first, then nodes, so no veth outlives its peer for long.
+    for (const ns of gone.sort((a, b) => b.length - a.length)) deleteNamespace(ns);
+    if (dir !== undefined) rmSync(stateDir, { recursive: true, force: true });
+    return gone;
+  }
+
+  /** Every namespace of every lab (ward-*), for `ward lab down --all`. */
+  static destroyAll(): string[] {
+    const gone = listNamespaces().filter((ns) => ns.startsWith(LAB_PREFIX));
+    for (const ns of gone.sort((a, b) => b.length - a.length)) deleteNamespace(ns);
+    return gone;
+  }
+}
+
+export { run };

@@ -1,0 +1,132 @@
+// The main thread of a running ward: starts the workers, installs the capture rules once every
+// listener is bound, serves the admin API, and on SIGTERM/SIGINT drains, removes the rules and exits 0.
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.ts';
+import { describeError } from './errors.ts';
+import { initLogger } from './log.ts';
+import { type AdminServer, startAdminServer } from './observe/admin.ts';
+import {
+  type CaptureSpec,
+  cleanAll,
+  detectBackend,
+  type IptablesBackend,
+  installRules,
+} from './proxy/capture-rules.ts';
+import { usableCpus } from './proxy/cpu-limit.ts';
+import { Supervisor } from './proxy/supervisor.ts';
+
+export function captureSpecOf(config: Readonly<Config>): CaptureSpec {
+  const c = config.capture;
+  const l = config.listeners;
+  return {
+    podCidrs: c.podCidrs,
+    tproxyMark: c.tproxyMark,
+    bypassMark: c.bypassMark,
+    markMask: c.markMask,
+    routeTable: c.routeTable,
+    rulePriority: c.rulePriority,
+    chainPrefix: c.chainPrefix,
+    outboundPort: l.outboundPort,
+    inboundPlaintextPort: l.inboundPlaintextPort,
+    inboundTunnelPort: l.inboundTunnelPort,
+  };
+}
+
+export interface RunningWard {
+  readonly supervisor: Supervisor;
+  /** Drains and stops; resolves when the rules are gone. */
+  stop(reason: string): Promise<void>;
+  readonly stopped: Promise<void>;
+}
+
+export async function startWard(config: Readonly<Config>): Promise<RunningWard> {
+  const root = initLogger(config.log.level, { node: config.node.name });
+  const log = root.child({ component: 'main' });
+  const workers = config.proxy.workers === 'auto' ? usableCpus() : config.proxy.workers;
+  const spec = captureSpecOf(config);
+  const supervisor = new Supervisor(config, workers, root.child({ component: 'supervisor' }));
+
+  log.info({ workers, podCidrs: config.capture.podCidrs }, 'starting');
+  await supervisor.start();
+
+  let backend: IptablesBackend | null = null;
+  if (config.capture.install) {
+    backend = config.capture.backend === 'auto' ? detectBackend() : config.capture.backend;
+    try {
+      installRules(spec, backend);
+    } catch (err) {
+      cleanAll(spec);
+      await supervisor.drain(0);
+      throw err;
+    }
+    log.info(
+      { backend, chain: `${spec.chainPrefix}_PREROUTING`, table: spec.routeTable },
+      'capture rules installed',
+    );
+  }
+
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopping: Promise<void> | null = null;
+  let admin: AdminServer | null = null;
+
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason, drainTimeoutMs: config.shutdown.drainTimeout }, 'draining');
+      await admin?.close();
+      const closed = await supervisor.drain(config.shutdown.drainTimeout);
+      const counters = supervisor.counters();
+      if (config.capture.install) {
+        const removed = cleanAll(spec);
+        log.info({ removed: removed.length }, 'capture rules removed');
+      }
+      log.info({ closedAtDeadline: closed, counters }, 'stopped');
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  if (config.admin.enabled) {
+    admin = await startAdminServer({
+      address: config.admin.address,
+      port: config.admin.port,
+      supervisor,
+      log: root.child({ component: 'admin' }),
+      quit: () => void stop('admin /quitquitquit'),
+    });
+  }
+  log.info(
+    { backend, workers, admin: config.admin.enabled ? `${config.admin.address}:${config.admin.port}` : null },
+    'ward ready',
+  );
+  return { supervisor, stop, stopped };
+}
+
+/** `ward run`: start, stop on SIGTERM/SIGINT, and exit 0 once drained; a second signal exits at once. */
+export async function runUntilSignalled(config: Readonly<Config>): Promise<number> {
+  let ward: RunningWard;
+  try {
+    ward = await startWard(config);
+  } catch (err) {
+    const { message, code } = describeError(err);
+    process.stderr.write(`ward: ${code !== undefined ? `${code}: ` : ''}${message}\n`);
+    return 1;
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      process.stderr.write(`ward: ${signal} again, exiting now\n`);
+      process.exit(1);
+    }
+    signalled = true;
+    void ward.stop(signal);
+  };
+  let signalled = false;
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await ward.stopped;
+  return 0;
+}
+
+export type { Logger };
