@@ -13,6 +13,7 @@ import {
   installRules,
 } from './proxy/capture-rules.ts';
 import { usableCpus } from './proxy/cpu-limit.ts';
+import { acquireInstanceLock } from './proxy/instance-lock.ts';
 import { Supervisor } from './proxy/supervisor.ts';
 
 export function captureSpecOf(config: Readonly<Config>): CaptureSpec {
@@ -46,8 +47,14 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
   const spec = captureSpecOf(config);
   const supervisor = new Supervisor(config, workers, root.child({ component: 'supervisor' }));
 
+  const lock = await acquireInstanceLock(config.capture.chainPrefix);
   log.info({ workers, podCidrs: config.capture.podCidrs }, 'starting');
-  await supervisor.start();
+  try {
+    await supervisor.start();
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
 
   let backend: IptablesBackend | null = null;
   if (config.capture.install) {
@@ -57,6 +64,7 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
     } catch (err) {
       cleanAll(spec);
       await supervisor.drain(0);
+      await lock.release();
       throw err;
     }
     log.info(
@@ -82,6 +90,7 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
         const removed = cleanAll(spec);
         log.info({ removed: removed.length }, 'capture rules removed');
       }
+      await lock.release();
       log.info({ closedAtDeadline: closed, counters }, 'stopped');
       resolveStopped();
     })();

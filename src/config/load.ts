@@ -146,7 +146,11 @@ export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv
   if (!res.success) {
     throw new ConfigError(
       source,
-      res.error.issues.map((i) => ({ path: pathOf(i.path), message: i.message })),
+      res.error.issues.flatMap((i) =>
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => ({ path: pathOf([...i.path, k]), message: 'unknown field' }))
+          : [{ path: pathOf(i.path), message: i.message }],
+      ),
     );
   }
   const problems = contradictions(res.data);
