@@ -7,6 +7,8 @@
 //   node src/lab/peer.ts fetch --to IP:PORT --bytes N [--seed HEX]
 //        asks the server for N bytes, prints their SHA-256
 //   node src/lab/peer.ts probe --to IP:PORT      connects, writes a line, reports what happened
+//   node src/lab/peer.ts hold --to IP:PORT       keeps an echo connection busy (a tick every 100 ms),
+//        prints {"event":"echoing"} once echoes flow and {"event":"end",…} when the connection ends
 //
 // Lab protocol: the client's first line is a command.
 //   HASH\n <bytes…> FIN     → the server replies "<sha256 hex>\n" and closes
@@ -213,8 +215,33 @@ async function main(): Promise<void> {
       });
       return;
     }
+    case 'hold': {
+      const socket = connect(parseTo(values.to));
+      let echoed = 0;
+      let announced = false;
+      let ticker: NodeJS.Timeout | undefined;
+      socket.once('connect', () => {
+        socket.write('ECHO\n');
+        ticker = setInterval(() => socket.write('tick\n'), 100);
+      });
+      socket.on('data', (d: Buffer) => {
+        echoed += d.length;
+        if (!announced) {
+          announced = true;
+          print({ event: 'echoing' });
+        }
+      });
+      const end = (outcome: string, code?: string) => {
+        clearInterval(ticker);
+        print({ event: 'end', outcome, code, echoed });
+        socket.destroy();
+      };
+      socket.on('end', () => end('closed'));
+      socket.on('error', (err: NodeJS.ErrnoException) => end(err.code === 'ECONNRESET' ? 'reset' : 'error', err.code));
+      return;
+    }
     default:
-      process.stderr.write('usage: peer.ts serve|http|send|fetch|probe …\n');
+      process.stderr.write('usage: peer.ts serve|http|send|fetch|probe|hold …\n');
       process.exitCode = 2;
   }
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { LabPod } from '../../src/lab/lab.ts';
@@ -72,4 +71,31 @@ export function stableRuleset(text: string): string {
     .filter((l) => !l.startsWith('#'))
     .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
     .join('\n');
+}
+
+/** A `peer hold` connection: resolves `echoing` once bytes flow, `ended` with its last line. */
+export function holdConnection(pod: LabPod, to: string): { echoing: Promise<void>; ended: Promise<Record<string, unknown>>; kill: () => void } {
+  const child = pod.spawn([process.execPath, PEER, 'hold', '--to', to]);
+  let buf = '';
+  let onEcho: () => void = () => {};
+  let onEnd: (v: Record<string, unknown>) => void = () => {};
+  const echoing = new Promise<void>((r) => {
+    onEcho = r;
+  });
+  const ended = new Promise<Record<string, unknown>>((r) => {
+    onEnd = r;
+  });
+  child.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (;;) {
+      const nl = buf.indexOf('\n');
+      if (nl < 0) break;
+      const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+      buf = buf.slice(nl + 1);
+      if (line.event === 'echoing') onEcho();
+      if (line.event === 'end') onEnd(line);
+    }
+  });
+  child.on('exit', () => onEnd({ event: 'end', outcome: 'exited' }));
+  return { echoing, ended, kill: () => child.kill('SIGKILL') };
 }

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode } from '../../src/lab/lab.ts';
 import { keystreamSha256 } from '../../src/lab/peer.ts';
-import { labName, peer, servePeer, stableRuleset, until } from './helpers.ts';
+import { holdConnection, labName, peer, servePeer, stableRuleset, until } from './helpers.ts';
 
 const MiB = 1 << 20;
 let lab: Lab;
@@ -227,5 +227,48 @@ describe('rules and processes', () => {
     const stats = admin(node, 'GET', '/stats') as { workerRestarts: number; workers: { state: string }[] };
     expect(stats.workerRestarts).toBe(1);
     expect(stats.workers.map((w) => w.state)).toEqual(['ready', 'ready']);
+  });
+
+  it('past the connection limit a new connection is reset and logged, the others keep flowing', async () => {
+    const node = lab.node('a');
+    await node.ward?.stop('SIGTERM');
+    const ward = await node.startWard({ proxy: { workers: 1, maxConnections: 2 } });
+    const held = [holdConnection(lab.pod('client'), `${serverIp}:8080`), holdConnection(lab.pod('client'), `${serverIp}:8080`)];
+    try {
+      await Promise.all(held.map((h) => h.echoing));
+      const third = await peer(lab.pod('client'), ['probe', '--to', `${serverIp}:8080`]);
+      expect(third).toMatchObject({ outcome: 'reset' });
+      const line = await until('limit line', () => ward.accessLog().find((l) => l.reason === 'connection_limit'));
+      expect(line).toMatchObject({ direction: 'outbound', dst: `${serverIp}:8080` });
+    } finally {
+      for (const h of held) h.kill();
+    }
+  });
+
+  it('SIGTERM stops accepting, lets open connections run until the drain deadline, then exits 0 with no rules', async () => {
+    const node = lab.node('a');
+    await node.ward?.stop('SIGTERM');
+    const ward = await node.startWard({ shutdown: { drainTimeout: '2s' } });
+    const held = holdConnection(lab.pod('client'), `${serverIp}:8080`);
+    try {
+      await held.echoing;
+      const stopping = ward.stop('SIGTERM');
+      await ward.waitForLine((l) => l.msg === 'draining', 5000, 'draining');
+      await new Promise((r) => setTimeout(r, 300));
+      // Draining: the open connection still flows, a new one is not accepted (TPROXY finds no listener
+      // and drops the SYN; the client retransmits).
+      const fresh = await peer(lab.pod('client'), ['probe', '--to', `${serverIp}:8080`, '--timeout', '1000']);
+      expect(fresh).toMatchObject({ outcome: 'timeout', connected: false });
+      expect(await stopping).toBe(0);
+      const end = await held.ended;
+      expect(Number(end.echoed)).toBeGreaterThan(5 * 10);
+      const line = ward.accessLog().find((l) => l.reason === 'shutdown');
+      expect(line).toBeDefined();
+      expect(Number(line?.durationMs)).toBeGreaterThanOrEqual(2000);
+      expect(wardRules(node)).toEqual([]);
+    } finally {
+      held.kill();
+      await node.startWard();
+    }
   });
 });

@@ -42,9 +42,9 @@ describe('capture rules: generated text', () => {
   it('route commands for both families', () => {
     golden(
       'capture-routes.txt',
-      [...renderRouteCommands(spec, 4), ...renderRouteCommands(spec, 6)]
+      `${[...renderRouteCommands(spec, 4), ...renderRouteCommands(spec, 6)]
         .map((a) => `ip ${a.join(' ')}`)
-        .join('\n') + '\n',
+        .join('\n')}\n`,
     );
   });
 
