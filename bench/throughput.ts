@@ -31,7 +31,19 @@ function iperf(lab: Lab, streams: number): number {
   const server = lab.pod('server');
   const res = spawnSync(
     'ip',
-    ['netns', 'exec', lab.pod('client').ns, 'iperf3', '-c', server.ip, '-t', String(seconds), '-P', String(streams), '-J'],
+    [
+      'netns',
+      'exec',
+      lab.pod('client').ns,
+      'iperf3',
+      '-c',
+      server.ip,
+      '-t',
+      String(seconds),
+      '-P',
+      String(streams),
+      '-J',
+    ],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
   );
   if (res.status !== 0) throw new Error(`iperf3 failed: ${res.stderr || res.stdout.slice(0, 500)}`);
@@ -60,8 +72,12 @@ async function main(): Promise<void> {
         if (path === 'ward-plaintext') await Promise.all(lab.nodes.map((n) => n.startWard()));
         for (const streams of streamsList) {
           const gbps = iperf(lab, streams);
-          (samples[path][streams] ??= []).push(gbps);
-          process.stderr.write(`run ${run + 1}/${runs} ${path} ${streams} stream(s): ${gbps.toFixed(2)} Gbit/s\n`);
+          const list = samples[path][streams] ?? [];
+          list.push(gbps);
+          samples[path][streams] = list;
+          process.stderr.write(
+            `run ${run + 1}/${runs} ${path} ${streams} stream(s): ${gbps.toFixed(2)} Gbit/s\n`,
+          );
         }
         if (path === 'ward-plaintext') await Promise.all(lab.nodes.map((n) => n.ward?.stop('SIGTERM')));
       }
@@ -78,7 +94,10 @@ async function main(): Promise<void> {
   const table = [
     `| streams | no proxy (Gbit/s) | ward a → ward b, plaintext (Gbit/s) | ward / no proxy |`,
     `|---|---|---|---|`,
-    ...rows.map((r) => `| ${r.streams} | ${r.noProxyGbps.toFixed(2)} | ${r.wardGbps.toFixed(2)} | ${r.ratio.toFixed(2)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.streams} | ${r.noProxyGbps.toFixed(2)} | ${r.wardGbps.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
+    ),
   ].join('\n');
   const meta = {
     date: new Date().toISOString(),

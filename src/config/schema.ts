@@ -90,7 +90,9 @@ export const listenersSchema = z.strictObject({
 export const proxySchema = z.strictObject({
   /** Worker threads; "auto" follows the CPUs this process may use. */
   workers: z
-    .union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'must be "auto" or a number 1-256' })
+    .union([z.literal('auto'), z.number().int().min(1).max(256)], {
+      error: 'must be "auto" or a number 1-256',
+    })
     .default('auto'),
   connectTimeout: duration.default(5_000),
   idleTimeout: duration.default(3_600_000),

@@ -237,7 +237,9 @@ async function main(): Promise<void> {
         socket.destroy();
       };
       socket.on('end', () => end('closed'));
-      socket.on('error', (err: NodeJS.ErrnoException) => end(err.code === 'ECONNRESET' ? 'reset' : 'error', err.code));
+      socket.on('error', (err: NodeJS.ErrnoException) =>
+        end(err.code === 'ECONNRESET' ? 'reset' : 'error', err.code),
+      );
       return;
     }
     default:

@@ -74,7 +74,10 @@ export function stableRuleset(text: string): string {
 }
 
 /** A `peer hold` connection: resolves `echoing` once bytes flow, `ended` with its last line. */
-export function holdConnection(pod: LabPod, to: string): { echoing: Promise<void>; ended: Promise<Record<string, unknown>>; kill: () => void } {
+export function holdConnection(
+  pod: LabPod,
+  to: string,
+): { echoing: Promise<void>; ended: Promise<Record<string, unknown>>; kill: () => void } {
   const child = pod.spawn([process.execPath, PEER, 'hold', '--to', to]);
   let buf = '';
   let onEcho: () => void = () => {};

@@ -12,11 +12,17 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('socket addon', () => {
   it('a transparent, reuse-port listener: two sockets share a port and both are transparent', async () => {
-    const first = createListenFd({ family: 4, ip: '127.0.0.1', port: 0 }, { transparent: true, reusePort: true });
+    const first = createListenFd(
+      { family: 4, ip: '127.0.0.1', port: 0 },
+      { transparent: true, reusePort: true },
+    );
     const a = createServer();
     await new Promise<void>((r) => a.listen({ fd: first }, r));
     const port = (a.address() as AddressInfo).port;
-    const second = createListenFd({ family: 4, ip: '127.0.0.1', port }, { transparent: true, reusePort: true });
+    const second = createListenFd(
+      { family: 4, ip: '127.0.0.1', port },
+      { transparent: true, reusePort: true },
+    );
     const b = createServer();
     await new Promise<void>((r) => b.listen({ fd: second }, r));
     expect((b.address() as AddressInfo).port).toBe(port);
@@ -26,13 +32,16 @@ describe('socket addon', () => {
   });
 
   it('without SO_REUSEPORT the second bind fails with EADDRINUSE, named', () => {
-    const fd = createListenFd({ family: 4, ip: '127.0.0.1', port: 0 }, { transparent: false, reusePort: false });
+    const fd = createListenFd(
+      { family: 4, ip: '127.0.0.1', port: 0 },
+      { transparent: false, reusePort: false },
+    );
     const a = createServer();
     a.listen({ fd });
     const port = (a.address() as AddressInfo | null)?.port ?? 0;
-    expect(() => createListenFd({ family: 4, ip: '127.0.0.1', port }, { transparent: false, reusePort: false })).toThrow(
-      /bind 127\.0\.0\.1:\d+: Address already in use/,
-    );
+    expect(() =>
+      createListenFd({ family: 4, ip: '127.0.0.1', port }, { transparent: false, reusePort: false }),
+    ).toThrow(/bind 127\.0\.0\.1:\d+: Address already in use/);
     a.close();
   });
 
@@ -60,7 +69,22 @@ describe('socket addon', () => {
       ipIn(ns, 'route', 'add', '198.18.77.0/24', 'dev', 'lo');
       ipIn(ns, 'rule', 'add', 'fwmark', '0x1', 'lookup', '100');
       ipIn(ns, 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100');
-      execIn(ns, ['iptables', '-t', 'mangle', '-A', 'PREROUTING', '-p', 'tcp', '-m', 'socket', '--transparent', '-j', 'MARK', '--set-mark', '1']);
+      execIn(ns, [
+        'iptables',
+        '-t',
+        'mangle',
+        '-A',
+        'PREROUTING',
+        '-p',
+        'tcp',
+        '-m',
+        'socket',
+        '--transparent',
+        '-j',
+        'MARK',
+        '--set-mark',
+        '1',
+      ]);
       const script = `
         import { connect, createServer, Socket } from 'node:net';
         import { createUpstreamFd } from '${ROOT}src/proxy/socket-options.ts';
@@ -90,7 +114,14 @@ describe('socket addon', () => {
     // IP_TRANSPARENT is allowed with CAP_NET_ADMIN or CAP_NET_RAW: drop both, for this process only.
     const res = spawnSync(
       'setpriv',
-      ['--bounding-set=-net_admin,-net_raw', '--inh-caps=-net_admin,-net_raw', process.execPath, '--input-type=module', '-e', script],
+      [
+        '--bounding-set=-net_admin,-net_raw',
+        '--inh-caps=-net_admin,-net_raw',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        script,
+      ],
       { encoding: 'utf8' },
     );
     const out = JSON.parse(res.stdout) as { code: string; message: string };

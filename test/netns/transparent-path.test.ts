@@ -233,12 +233,17 @@ describe('rules and processes', () => {
     const node = lab.node('a');
     await node.ward?.stop('SIGTERM');
     const ward = await node.startWard({ proxy: { workers: 1, maxConnections: 2 } });
-    const held = [holdConnection(lab.pod('client'), `${serverIp}:8080`), holdConnection(lab.pod('client'), `${serverIp}:8080`)];
+    const held = [
+      holdConnection(lab.pod('client'), `${serverIp}:8080`),
+      holdConnection(lab.pod('client'), `${serverIp}:8080`),
+    ];
     try {
       await Promise.all(held.map((h) => h.echoing));
       const third = await peer(lab.pod('client'), ['probe', '--to', `${serverIp}:8080`]);
       expect(third).toMatchObject({ outcome: 'reset' });
-      const line = await until('limit line', () => ward.accessLog().find((l) => l.reason === 'connection_limit'));
+      const line = await until('limit line', () =>
+        ward.accessLog().find((l) => l.reason === 'connection_limit'),
+      );
       expect(line).toMatchObject({ direction: 'outbound', dst: `${serverIp}:8080` });
     } finally {
       for (const h of held) h.kill();
