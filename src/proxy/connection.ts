@@ -1,7 +1,10 @@
-// One proxied TCP connection: a client socket, an upstream socket, and exactly one end.
-// Every terminal event (completion, reset, error, timeout, limit, shutdown) goes through finish(), which
-// is idempotent and writes the connection's one access-log line.
-import type { Socket } from 'node:net';
+// One proxied TCP connection: a client side, an upstream side, and exactly one end.
+// A side is a TCP socket or an HTTP/2 CONNECT stream (HBONE); the splice treats both as duplex streams.
+// Every terminal event (completion, reset, error, timeout, limit, refusal, shutdown) goes through close(),
+// which is idempotent and writes the connection's one access-log line.
+import { type Http2Stream, constants as h2 } from 'node:http2';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';
 import { type Endpoint, formatEndpoint } from '../net/address.ts';
@@ -13,45 +16,66 @@ export interface ConnectionOwner {
   readonly sweeper: Sweeper;
   readonly counters: WorkerCounters;
   readonly accessLog: Logger | null;
-  readonly workerId: number;
   connectionClosed(conn: Connection): void;
 }
 
 const kConn = Symbol('ward.connection');
 const kPeer = Symbol('ward.peer');
+const kRead = Symbol('ward.bytesRead');
 
-interface SplicedSocket extends Socket {
+interface Side extends Duplex {
   [kConn]: Connection;
-  [kPeer]: Socket;
+  [kPeer]: Side;
+  [kRead]: number;
 }
 
-/** Resets a socket (RST) where it is connected; a socket still connecting is simply closed. */
-export function resetSocket(s: Socket): void {
+/** node:http2 exports no Http2Stream class to test against; a stream is what has a session and rstCode. */
+function isH2Stream(s: Duplex): s is Duplex & Http2Stream {
+  return 'rstCode' in s && 'session' in s;
+}
+
+/**
+ * Resets a side: RST on a TCP socket, RST_STREAM(CONNECT_ERROR) on a CONNECT stream (RFC 9113 §8.5:
+ * a TCP reset maps to CONNECT_ERROR). A socket still connecting is simply closed.
+ */
+export function resetSide(s: Duplex): void {
   if (s.destroyed) return;
-  if (s.connecting || (s as unknown as { _handle: unknown })._handle === null) s.destroy();
-  else s.resetAndDestroy();
+  if (s instanceof Socket) {
+    if (s.connecting || (s as unknown as { _handle: unknown })._handle === null) s.destroy();
+    else s.resetAndDestroy();
+  } else if (isH2Stream(s)) {
+    s.close(h2.NGHTTP2_CONNECT_ERROR);
+  } else {
+    s.destroy();
+  }
 }
 
-// Named handlers shared by every connection: `this` is the socket, its connection and peer hang off it.
-function onData(this: SplicedSocket, chunk: Buffer): void {
+/** The RST_STREAM code a CONNECT stream was closed with (0 when it ended normally or is a socket). */
+function rstCodeOf(s: Duplex): number {
+  return isH2Stream(s) ? (s.rstCode ?? 0) : 0;
+}
+
+// Named handlers shared by every connection: `this` is the side; its connection and peer hang off it.
+function onData(this: Side, chunk: Buffer): void {
+  this[kRead] += chunk.length;
   this[kConn].lastActive = this[kConn].owner.sweeper.now;
   if (!this[kPeer].write(chunk)) this.pause();
 }
 
-function onDrain(this: SplicedSocket): void {
+function onDrain(this: Side): void {
   this[kPeer].resume();
 }
 
-/** FIN one way: pass it on and keep the other direction flowing (half-close). */
-function onEnd(this: SplicedSocket): void {
+/** FIN (or END_STREAM) one way: pass it on and keep the other direction flowing (half-close). */
+function onEnd(this: Side): void {
   this[kPeer].end();
 }
 
-function onError(this: SplicedSocket, err: Error): void {
+function onError(this: Side, err: Error): void {
   this[kConn].abort(this, err);
 }
 
-function onClose(this: SplicedSocket): void {
+function onClose(this: Side): void {
   this[kConn].sideClosed(this);
 }
 
@@ -62,17 +86,20 @@ export class Connection implements Sweepable {
   readonly direction: Direction;
   readonly src: Endpoint;
   readonly dst: Endpoint;
-  readonly client: Socket;
+  readonly client: Duplex;
   readonly owner: ConnectionOwner;
   readonly startedAt: number;
-  upstream: Socket | null;
+  upstream: Duplex | null;
   lastActive: number;
   connectDeadline: number;
+  /** Fields added to the access-log line (peer identity, tunnel, policy), set by the flow. */
+  readonly extra: Record<string, unknown>;
   #clientClosed: boolean;
   #upstreamClosed: boolean;
   #finished: boolean;
+  #onReady: (() => void) | null;
 
-  constructor(owner: ConnectionOwner, direction: Direction, client: Socket, src: Endpoint, dst: Endpoint) {
+  constructor(owner: ConnectionOwner, direction: Direction, client: Duplex, src: Endpoint, dst: Endpoint) {
     this.id = nextId++;
     this.owner = owner;
     this.direction = direction;
@@ -83,11 +110,14 @@ export class Connection implements Sweepable {
     this.upstream = null;
     this.lastActive = owner.sweeper.now;
     this.connectDeadline = 0;
+    this.extra = {};
     this.#clientClosed = false;
     this.#upstreamClosed = false;
     this.#finished = false;
-    const c = client as SplicedSocket;
+    this.#onReady = null;
+    const c = client as Side;
     c[kConn] = this;
+    c[kRead] = 0;
     c.on('error', onError);
     c.on('close', onClose);
   }
@@ -96,27 +126,41 @@ export class Connection implements Sweepable {
     return this.#finished;
   }
 
-  /** Starts the upstream connect; the client stays paused until it succeeds. */
-  connectUpstream(upstream: Socket, connectTimeoutMs: number): void {
+  /**
+   * Adopts the upstream side while it is being set up (TCP connect, or a CONNECT stream waiting for its
+   * response); the connect timeout runs from now. The client stays paused until upstreamReady().
+   * `onReady` runs just before the splice starts (the HBONE server answers 200 there).
+   */
+  adoptUpstream(upstream: Duplex, connectTimeoutMs: number, onReady?: () => void): void {
     this.upstream = upstream;
     this.connectDeadline = this.owner.sweeper.now + connectTimeoutMs;
-    const u = upstream as SplicedSocket;
+    this.#onReady = onReady ?? null;
+    const u = upstream as Side;
     u[kConn] = this;
-    u.once('connect', () => this.#spliceNow());
+    u[kRead] = 0;
     u.on('error', onError);
     u.on('close', onClose);
-    u.connect({ port: this.dst.port, host: this.dst.ip });
   }
 
-  #spliceNow(): void {
-    const client = this.client as SplicedSocket;
-    const upstream = this.upstream as SplicedSocket;
+  /** Connects an adopted TCP upstream to the original destination and splices once connected. */
+  connectUpstream(upstream: Socket, connectTimeoutMs: number, onReady?: () => void): void {
+    this.adoptUpstream(upstream, connectTimeoutMs, onReady);
+    upstream.once('connect', () => this.upstreamReady());
+    upstream.connect({ port: this.dst.port, host: this.dst.ip });
+  }
+
+  /** The upstream is ready: start moving bytes both ways. */
+  upstreamReady(): void {
+    if (this.#finished) return;
+    const client = this.client as Side;
+    const upstream = this.upstream as Side;
     this.connectDeadline = 0;
     this.lastActive = this.owner.sweeper.now;
+    this.#onReady?.();
     client[kPeer] = upstream;
     upstream[kPeer] = client;
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
+    if (client instanceof Socket) client.setNoDelay(true);
+    if (upstream instanceof Socket) upstream.setNoDelay(true);
     for (const s of [client, upstream]) {
       s.on('data', onData);
       s.on('drain', onDrain);
@@ -126,11 +170,15 @@ export class Connection implements Sweepable {
   }
 
   /** An error on one side: classify it, reset the other side, end the connection. */
-  abort(side: Socket, err: Error): void {
+  abort(side: Duplex, err: Error): void {
     if (this.#finished) return;
-    const { code } = describeError(err);
+    const { code, message } = describeError(err);
     const isClient = side === this.client;
     let reason: CloseReason;
+    const wasReset =
+      code === 'ECONNRESET' ||
+      message.includes('NGHTTP2_CONNECT_ERROR') ||
+      message.includes('NGHTTP2_CANCEL');
     if (!isClient && this.connectDeadline !== 0) {
       reason =
         code === 'ECONNREFUSED'
@@ -138,7 +186,7 @@ export class Connection implements Sweepable {
           : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT' || code === 'EHOSTDOWN'
             ? 'upstream_unreachable'
             : 'upstream_error';
-    } else if (code === 'ECONNRESET') {
+    } else if (wasReset) {
       reason = isClient ? 'client_reset' : 'upstream_reset';
     } else {
       reason = isClient ? 'client_error' : 'upstream_error';
@@ -146,17 +194,29 @@ export class Connection implements Sweepable {
     this.close(reason, err);
   }
 
-  sideClosed(side: Socket): void {
-    if (side === this.client) this.#clientClosed = true;
+  sideClosed(side: Duplex): void {
+    const isClient = side === this.client;
+    if (isClient) this.#clientClosed = true;
     else this.#upstreamClosed = true;
     if (this.#finished) return;
-    if (this.#clientClosed && (this.#upstreamClosed || this.upstream === null)) {
-      // The client went away before there was an upstream (or without an error): nothing more to do.
-      this.close(this.upstream === null || this.connectDeadline !== 0 ? 'client_reset' : 'completed');
-    } else if (this.#upstreamClosed && this.#clientClosed) {
-      this.close('completed');
+    // A CONNECT stream closed by the peer's RST_STREAM carries no error event: it is a reset.
+    const rst = rstCodeOf(side);
+    if (rst !== 0) {
+      this.close(
+        isClient ? 'client_reset' : this.connectDeadline !== 0 ? 'upstream_error' : 'upstream_reset',
+        new Error(`RST_STREAM code ${rst}`),
+      );
+      return;
+    }
+    if (this.#clientClosed && this.upstream === null) {
+      this.close('client_reset');
+    } else if (this.#clientClosed && this.connectDeadline !== 0) {
+      // The client left while the upstream was still being set up.
+      this.close('client_reset');
     } else if (this.#upstreamClosed && this.connectDeadline !== 0) {
       this.close('upstream_error');
+    } else if (this.#clientClosed && this.#upstreamClosed) {
+      this.close('completed');
     }
   }
 
@@ -170,7 +230,7 @@ export class Connection implements Sweepable {
 
   /**
    * Ends the connection now. Abnormal ends reset the client (and the upstream), so a failure on one side
-   * is seen as a failure on the other; idle timeouts and shutdown close both sides.
+   * is seen as a failure on the other; completion, idle timeouts and shutdown close both sides.
    */
   close(reason: CloseReason, err?: unknown): void {
     if (this.#finished) return;
@@ -180,8 +240,8 @@ export class Connection implements Sweepable {
       this.client.destroy();
       upstream?.destroy();
     } else {
-      resetSocket(this.client);
-      if (upstream !== null) resetSocket(upstream);
+      resetSide(this.client);
+      if (upstream !== null) resetSide(upstream);
     }
     this.#record(reason, err);
     this.owner.connectionClosed(this);
@@ -189,8 +249,8 @@ export class Connection implements Sweepable {
 
   #record(reason: CloseReason, err: unknown): void {
     const counters = this.owner.counters[this.direction];
-    const bytesUp = this.client.bytesRead;
-    const bytesDown = this.upstream?.bytesRead ?? 0;
+    const bytesUp = (this.client as Side)[kRead];
+    const bytesDown = this.upstream === null ? 0 : ((this.upstream as Side)[kRead] ?? 0);
     counters.closed[reason] = (counters.closed[reason] ?? 0) + 1;
     counters.bytesUp += bytesUp;
     counters.bytesDown += bytesDown;
@@ -200,6 +260,7 @@ export class Connection implements Sweepable {
       direction: this.direction,
       src: formatEndpoint(this.src),
       dst: formatEndpoint(this.dst),
+      ...this.extra,
       bytesUp,
       bytesDown,
       durationMs: Date.now() - this.startedAt,

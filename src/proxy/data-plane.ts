@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { describeError } from '../errors.ts';
 import { type Endpoint, endpoint, type Family, familyOf, parseCidr } from '../net/address.ts';
-import { Connection, type ConnectionOwner, resetSocket } from './connection.ts';
+import { Connection, type ConnectionOwner, resetSide } from './connection.ts';
 import { CapabilityError } from './errors.ts';
 import { createUpstreamFd } from './socket-options.ts';
 import { type Direction, emptyCounters, type WorkerCounters } from './stats.ts';
@@ -15,7 +15,6 @@ import { listenTransparent } from './tproxy-listener.ts';
 
 export interface DataPlaneOptions {
   readonly config: Readonly<Config>;
-  readonly workerId: number;
   /** This worker's share of proxy.maxConnections. */
   readonly maxConnections: number;
   /** The worker's component logger. */
@@ -28,7 +27,6 @@ export class DataPlane implements ConnectionOwner {
   readonly sweeper: Sweeper;
   readonly counters: WorkerCounters;
   readonly accessLog: Logger | null;
-  readonly workerId: number;
   readonly #config: Readonly<Config>;
   readonly #log: Logger;
   readonly #maxConnections: number;
@@ -42,7 +40,6 @@ export class DataPlane implements ConnectionOwner {
   constructor(opts: DataPlaneOptions) {
     this.#config = opts.config;
     this.#log = opts.log;
-    this.workerId = opts.workerId;
     this.#maxConnections = opts.maxConnections;
     this.counters = emptyCounters();
     this.accessLog = opts.accessLog;
@@ -189,7 +186,7 @@ export class DataPlane implements ConnectionOwner {
   /** Drops every connection at once (a worker that is being torn down). */
   abortAll(): void {
     for (const conn of [...this.#active]) {
-      resetSocket(conn.client);
+      resetSide(conn.client);
       conn.close('shutdown');
     }
   }

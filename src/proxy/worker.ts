@@ -20,7 +20,6 @@ async function main(): Promise<void> {
   const send = (m: FromWorker) => port.postMessage(m);
   const plane = new DataPlane({
     config: init.config,
-    workerId: init.workerId,
     maxConnections: init.maxConnections,
     log,
     accessLog,

@@ -25,7 +25,6 @@ class Harness implements ConnectionOwner {
       },
     }),
   );
-  readonly workerId = 0;
   readonly conns: Connection[] = [];
   readonly closed: Connection[] = [];
   proxy!: Server;
