@@ -13,6 +13,9 @@ const commands: Record<string, Command> = {
     load: () => import('./rules-command.ts'),
   },
   lab: { summary: 'the namespace lab: ward lab up|down|exec|status', load: () => import('./lab-command.ts') },
+  svid: { summary: 'SVIDs: ward svid verify|list', load: () => import('./svid-command.ts') },
+  ca: { summary: 'development CA: ward ca init|serve|issue', load: () => import('./ca-command.ts') },
+  policy: { summary: 'policy offline: validate|trace', load: () => import('./policy-command.ts') },
 };
 
 function version(): string {

@@ -2,6 +2,8 @@
 // Every field has a default that is safe on a node that also runs Cilium (see docs/configuration.md).
 import { z } from 'zod';
 import { parseCidr } from '../net/address.ts';
+import * as policyConfig from '../policy/config.ts';
+import { svidConfigSchema } from '../svid/config.ts';
 
 const MAX_U32 = 0xffff_ffff;
 
@@ -128,6 +130,11 @@ export const configSchema = z.strictObject({
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
   admin: adminSchema.default(adminSchema.parse({})),
   log: logSchema.default(logSchema.parse({})),
+  policy: policyConfig.policyConfigSchema,
+  inventory: policyConfig.inventoryConfigSchema,
+  cluster: policyConfig.clusterConfigSchema,
+  kubernetes: policyConfig.kubernetesConfigSchema,
+  svid: svidConfigSchema.default(svidConfigSchema.parse({})),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
