@@ -197,6 +197,40 @@ Napi::Value ConnectSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, g.release());
 }
 
+// setBufferSizes(fd, sndbuf, rcvbuf): SO_SNDBUFFORCE / SO_RCVBUFFORCE (CAP_NET_ADMIN; not capped by
+// net.core.wmem_max / rmem_max). 0 leaves a size as it is. The kernel doubles what it is given.
+Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber()) {
+    throw Napi::TypeError::New(env, "setBufferSizes(fd, sndbuf, rcvbuf)");
+  }
+  int snd = info[1].As<Napi::Number>().Int32Value();
+  int rcv = info[2].As<Napi::Number>().Int32Value();
+  if (snd > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) != 0) {
+    throw SysError(env, errno, "setsockopt", "SO_SNDBUFFORCE");
+  }
+  if (rcv > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) != 0) {
+    throw SysError(env, errno, "setsockopt", "SO_RCVBUFFORCE");
+  }
+  return env.Undefined();
+}
+
+// getBufferSizes(fd) -> [sndbuf, rcvbuf] as the kernel reports them.
+Napi::Value GetBufferSizes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int snd = 0, rcv = 0;
+  socklen_t len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, &len) != 0) throw SysError(env, errno, "getsockopt", "SO_SNDBUF");
+  len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) != 0) throw SysError(env, errno, "getsockopt", "SO_RCVBUF");
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(uint32_t{0}, Napi::Number::New(env, snd));
+  out.Set(uint32_t{1}, Napi::Number::New(env, rcv));
+  return out;
+}
+
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   if (close(fd) != 0) throw SysError(info.Env(), errno, "close", std::to_string(fd));
@@ -211,6 +245,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setReusePort", Napi::Function::New(env, SetReusePort));
   exports.Set("listenSocket", Napi::Function::New(env, ListenSocket));
   exports.Set("connectSocket", Napi::Function::New(env, ConnectSocket));
+  exports.Set("setBufferSizes", Napi::Function::New(env, SetBufferSizes));
+  exports.Set("getBufferSizes", Napi::Function::New(env, GetBufferSizes));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   return exports;
 }

@@ -64,7 +64,8 @@ function pump(socket: Socket, ks: Keystream, done: () => void): void {
   }
 }
 
-function serveLab(socket: Socket): void {
+/** The lab protocol's server side, for one connection (also used by tests in-process). */
+export function serveLab(socket: Socket): void {
   let head = Buffer.alloc(0);
   const onHead = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);

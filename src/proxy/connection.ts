@@ -16,6 +16,8 @@ export interface ConnectionOwner {
   readonly sweeper: Sweeper;
   readonly counters: WorkerCounters;
   readonly accessLog: Logger | null;
+  /** Takes a new connection into the owner's books (active set, idle and connect timers). */
+  register(conn: Connection): void;
   connectionClosed(conn: Connection): void;
 }
 
@@ -133,13 +135,18 @@ export class Connection implements Sweepable {
    */
   adoptUpstream(upstream: Duplex, connectTimeoutMs: number, onReady?: () => void): void {
     this.upstream = upstream;
-    this.connectDeadline = this.owner.sweeper.now + connectTimeoutMs;
+    if (this.connectDeadline === 0) this.connectDeadline = this.owner.sweeper.now + connectTimeoutMs;
     this.#onReady = onReady ?? null;
     const u = upstream as Side;
     u[kConn] = this;
     u[kRead] = 0;
     u.on('error', onError);
     u.on('close', onClose);
+  }
+
+  /** Starts the connect clock before there is an upstream (a tunnel still coming up counts against it). */
+  startConnectClock(connectTimeoutMs: number): void {
+    this.connectDeadline = this.owner.sweeper.now + connectTimeoutMs;
   }
 
   /** Connects an adopted TCP upstream to the original destination and splices once connected. */
@@ -230,13 +237,14 @@ export class Connection implements Sweepable {
 
   /**
    * Ends the connection now. Abnormal ends reset the client (and the upstream), so a failure on one side
-   * is seen as a failure on the other; completion, idle timeouts and shutdown close both sides.
+   * is seen as a failure on the other; completion, idle timeouts and shutdown close both sides, and so
+   * does a `graceful` close (a refusal the client was already told about, e.g. an HTTP status).
    */
-  close(reason: CloseReason, err?: unknown): void {
+  close(reason: CloseReason, err?: unknown, graceful = false): void {
     if (this.#finished) return;
     this.#finished = true;
     const upstream = this.upstream;
-    if (reason === 'idle_timeout' || reason === 'shutdown' || reason === 'completed') {
+    if (graceful || reason === 'idle_timeout' || reason === 'shutdown' || reason === 'completed') {
       this.client.destroy();
       upstream?.destroy();
     } else {

@@ -111,9 +111,7 @@ export class DataPlane implements ConnectionOwner {
       return null;
     }
     const conn = new Connection(this, direction, socket, src, dst);
-    this.#active.add(conn);
-    this.sweeper.add(conn);
-    this.counters.active = this.#active.size;
+    this.register(conn);
     if (this.#draining) {
       conn.close('shutdown');
       return null;
@@ -152,6 +150,12 @@ export class DataPlane implements ConnectionOwner {
     return new NetSocket({ fd, allowHalfOpen: true, manualStart: true } as ConstructorParameters<
       typeof NetSocket
     >[0]);
+  }
+
+  register(conn: Connection): void {
+    this.#active.add(conn);
+    this.sweeper.add(conn);
+    this.counters.active = this.#active.size;
   }
 
   connectionClosed(conn: Connection): void {

@@ -19,6 +19,8 @@ interface WardSocketAddon {
     bindIp: string | null,
     bindPort: number,
   ): number;
+  setBufferSizes(fd: number, sndbuf: number, rcvbuf: number): void;
+  getBufferSizes(fd: number): [number, number];
   closeFd(fd: number): void;
 }
 
@@ -99,4 +101,18 @@ export function isTransparent(s: Socket | Server, family: Family): boolean {
 
 export function setReusePort(s: Socket | Server): void {
   guarded('SO_REUSEPORT', () => addon.setReusePort(fdOf(s)));
+}
+
+/** Socket buffer sizes, forced past net.core.[rw]mem_max (SO_SNDBUFFORCE/SO_RCVBUFFORCE; CAP_NET_ADMIN). */
+export function setBufferSizes(s: Socket, sndbuf: number, rcvbuf: number): void {
+  guarded('SO_SNDBUFFORCE/SO_RCVBUFFORCE', () => addon.setBufferSizes(fdOf(s), sndbuf, rcvbuf));
+}
+
+export function setBufferSizesFd(fd: number, sndbuf: number, rcvbuf: number): void {
+  guarded('SO_SNDBUFFORCE/SO_RCVBUFFORCE', () => addon.setBufferSizes(fd, sndbuf, rcvbuf));
+}
+
+/** [SO_SNDBUF, SO_RCVBUF] as the kernel reports them (twice what was set). */
+export function getBufferSizes(s: Socket): [number, number] {
+  return guarded('SO_SNDBUF/SO_RCVBUF', () => addon.getBufferSizes(fdOf(s)));
 }

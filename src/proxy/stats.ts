@@ -15,7 +15,14 @@ export type CloseReason =
   | 'idle_timeout'
   | 'connection_limit'
   | 'self_connect'
-  | 'shutdown';
+  | 'shutdown'
+  // HBONE, outbound: the tunnel to the destination node could not be had.
+  | 'tunnel_failed'
+  | 'peer_rejected'
+  | 'tunnel_refused'
+  // HBONE, inbound: a CONNECT stream ward would not serve.
+  | 'bad_request'
+  | 'target_not_local';
 
 export interface DirectionCounters {
   opened: number;
@@ -24,10 +31,20 @@ export interface DirectionCounters {
   bytesDown: number;
 }
 
+export interface TunnelCounters {
+  /** Outbound tunnel connections opened (TLS handshakes made as a client). */
+  opened: number;
+  /** Inbound tunnel connections accepted after a verified handshake. */
+  accepted: number;
+  /** Inbound tunnel connections refused before any stream, by reason. */
+  refused: Record<string, number>;
+}
+
 export interface WorkerCounters {
   active: number;
   outbound: DirectionCounters;
   inbound: DirectionCounters;
+  tunnels: TunnelCounters;
 }
 
 export function emptyCounters(): WorkerCounters {
@@ -35,6 +52,7 @@ export function emptyCounters(): WorkerCounters {
     active: 0,
     outbound: { opened: 0, closed: {}, bytesUp: 0, bytesDown: 0 },
     inbound: { opened: 0, closed: {}, bytesUp: 0, bytesDown: 0 },
+    tunnels: { opened: 0, accepted: 0, refused: {} },
   };
 }
 
@@ -53,6 +71,11 @@ export function sumCounters(all: Iterable<WorkerCounters>): WorkerCounters {
     total.active += c.active;
     addDirection(total.outbound, c.outbound);
     addDirection(total.inbound, c.inbound);
+    total.tunnels.opened += c.tunnels.opened;
+    total.tunnels.accepted += c.tunnels.accepted;
+    for (const [reason, n] of Object.entries(c.tunnels.refused)) {
+      total.tunnels.refused[reason] = (total.tunnels.refused[reason] ?? 0) + n;
+    }
   }
   return total;
 }

@@ -33,6 +33,11 @@ class Harness implements ConnectionOwner {
     this.sweeper = new Sweeper(idleMs, connectMs);
   }
 
+  register(conn: Connection): void {
+    this.conns.push(conn);
+    this.sweeper.add(conn);
+  }
+
   connectionClosed(conn: Connection): void {
     this.closed.push(conn);
   }
@@ -47,8 +52,7 @@ class Harness implements ConnectionOwner {
         endpoint(client.remoteAddress ?? '', client.remotePort ?? 0),
         endpoint('127.0.0.1', upstreamPort),
       );
-      this.conns.push(conn);
-      this.sweeper.add(conn);
+      this.register(conn);
       conn.connectUpstream(new Socket({ allowHalfOpen: true }), connectMs);
     });
     await new Promise<void>((r) => this.proxy.listen(0, '127.0.0.1', r));
