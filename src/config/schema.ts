@@ -116,6 +116,25 @@ export const adminSchema = z.strictObject({
   port: port.default(15000),
 });
 
+export const meshSchema = z.strictObject({
+  /**
+   * Nodes that run no ward: their workloads are reached in plaintext (never over HBONE), so a rule that
+   * requires authentication toward them refuses the connection. Every other node in the inventory runs ward.
+   */
+  plaintextNodes: z.array(z.string().min(1)).default([]),
+  /** CONNECT streams per tunnel connection before another connection to the same peer is opened. */
+  maxStreamsPerTunnel: z.number().int().min(1).max(1000).default(100),
+  /** A tunnel with no streams for this long is closed. */
+  tunnelIdleTimeout: duration.default(300_000),
+  /** HTTP/2 PING on a quiet tunnel this often; no answer within keepaliveTimeout closes it. */
+  keepaliveInterval: duration.default(10_000),
+  keepaliveTimeout: duration.default(5_000),
+  /** An inbound tunnel must finish its TLS handshake within this. */
+  handshakeTimeout: duration.default(5_000),
+  /** How long `ward run` waits at start for the SVID source before serving without identities. */
+  svidStartTimeout: duration.default(10_000),
+});
+
 export const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One JSON line per connection. */
@@ -135,6 +154,7 @@ export const configSchema = z.strictObject({
   cluster: policyConfig.clusterConfigSchema,
   kubernetes: policyConfig.kubernetesConfigSchema,
   svid: svidConfigSchema.default(svidConfigSchema.parse({})),
+  mesh: meshSchema.default(meshSchema.parse({})),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

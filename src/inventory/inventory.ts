@@ -59,6 +59,8 @@ export interface InventoryInput {
 export interface Inventory {
   readonly revision: number;
   readonly clusterName: string;
+  /** What it was built from (plain data): worker threads rebuild the same inventory from it. */
+  readonly input: InventoryInput;
   /** The workload that owns `ip`, if any. */
   lookup(ip: string): Workload | undefined;
   /** The peer policy sees at `ip`: a pod, `reserved:host`, `reserved:remote-node`, or the world. */
@@ -170,6 +172,7 @@ export function buildInventory(input: InventoryInput, revision = 0): Inventory {
   return Object.freeze({
     revision,
     clusterName,
+    input,
     lookup: (ip: string) => byIp.get(normaliseIp(ip)),
     peer(ip: string): PolicyPeer {
       const n = normaliseIp(ip);

@@ -1,15 +1,18 @@
 // The admin API, on loopback only (it can stop ward).
 //   GET  /stats                  counters summed across workers, and each worker's state (JSON)
 //   POST /workers/kill?index=N   terminate worker N abruptly, as a crash would; the supervisor replaces it
+//   GET  /flows?last=N           the most recent flow records, one JSON object per line
 //   POST /quitquitquit           drain and exit, as SIGTERM does
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Supervisor } from '../proxy/supervisor.ts';
+import type { FlowRing } from './flow.ts';
 
 export interface AdminOptions {
   readonly address: string;
   readonly port: number;
   readonly supervisor: Supervisor;
+  readonly flows: FlowRing;
   readonly log: Logger;
   readonly quit: () => void;
 }
@@ -36,10 +39,21 @@ export function startAdminServer(opts: AdminOptions): Promise<AdminServer> {
           json(res, 200, {
             counters: opts.supervisor.counters(),
             workers: opts.supervisor.workers(),
+            tunnels: opts.supervisor.tunnels(),
             workerRestarts: opts.supervisor.restarts,
           });
         }, 50);
         return;
+      case 'GET /flows': {
+        const last = Number(url.searchParams.get('last') ?? '1000');
+        const body = opts.flows
+          .recent(Number.isInteger(last) && last > 0 ? last : 1000)
+          .map((f) => JSON.stringify(f))
+          .join('\n');
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        res.end(body === '' ? '' : `${body}\n`);
+        return;
+      }
       case 'POST /workers/kill': {
         const index = Number(url.searchParams.get('index'));
         if (!Number.isInteger(index)) {

@@ -96,6 +96,11 @@ export class Connection implements Sweepable {
   connectDeadline: number;
   /** Fields added to the access-log line (peer identity, tunnel, policy), set by the flow. */
   readonly extra: Record<string, unknown>;
+  /**
+   * Re-decides this connection after a policy, inventory or identity change: the refusal reason when it
+   * is no longer allowed, else null. Null for connections that nothing decides.
+   */
+  recheck: (() => string | null) | null;
   #clientClosed: boolean;
   #upstreamClosed: boolean;
   #finished: boolean;
@@ -113,6 +118,7 @@ export class Connection implements Sweepable {
     this.lastActive = owner.sweeper.now;
     this.connectDeadline = 0;
     this.extra = {};
+    this.recheck = null;
     this.#clientClosed = false;
     this.#upstreamClosed = false;
     this.#finished = false;

@@ -37,7 +37,7 @@ export interface TunnelPeer {
 }
 
 export type Admission =
-  | { readonly ok: true; readonly extra?: Record<string, unknown> }
+  | { readonly ok: true; readonly extra?: Record<string, unknown>; readonly recheck?: () => string | null }
   | {
       readonly ok: false;
       readonly status: number;
@@ -191,6 +191,7 @@ export class HboneServer {
       this.#reject(conn, stream, admission.status, admission.reason, admission.message);
       return;
     }
+    if (admission.recheck !== undefined) conn.recheck = admission.recheck;
     let upstream: Socket;
     try {
       upstream = this.#opts.upstreamSocket(peer.src, target);

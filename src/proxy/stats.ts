@@ -22,7 +22,16 @@ export type CloseReason =
   | 'tunnel_refused'
   // HBONE, inbound: a CONNECT stream ward would not serve.
   | 'bad_request'
-  | 'target_not_local';
+  | 'target_not_local'
+  | 'target_mismatch'
+  // Policy and identity.
+  | 'policy_denied'
+  | 'auth_required'
+  | 'auth_failed'
+  | 'unknown_source'
+  | 'unknown_identity'
+  | 'identity_unavailable'
+  | 'policy_changed';
 
 export interface DirectionCounters {
   opened: number;

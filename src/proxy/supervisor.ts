@@ -4,6 +4,9 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { WardError } from '../errors.ts';
+import type { FlowRecord } from '../observe/flow.ts';
+import type { CredentialsSnapshot } from '../svid/index.ts';
+import type { ControlSnapshot } from './mesh.ts';
 import { emptyCounters, sumCounters, type WorkerCounters } from './stats.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
@@ -19,6 +22,7 @@ interface Slot {
   worker: Worker | null;
   state: SlotState;
   counters: WorkerCounters;
+  tunnels: { tunnels: number; streams: number };
   startedAt: number;
   restarts: number;
   consecutiveFailures: number;
@@ -46,15 +50,25 @@ export class Supervisor {
   readonly #retired: WorkerCounters = emptyCounters();
   #stopping = false;
   #restartsTotal = 0;
+  #control: ControlSnapshot | null = null;
+  #credentials: CredentialsSnapshot | null = null;
+  readonly #onFlows: (flows: readonly FlowRecord[]) => void;
 
-  constructor(config: Readonly<Config>, workers: number, log: Logger) {
+  constructor(
+    config: Readonly<Config>,
+    workers: number,
+    log: Logger,
+    onFlows: (flows: readonly FlowRecord[]) => void = () => {},
+  ) {
     this.#config = config;
     this.#log = log;
+    this.#onFlows = onFlows;
     this.#slots = Array.from({ length: workers }, (_, index) => ({
       index,
       worker: null,
       state: 'starting' as SlotState,
       counters: emptyCounters(),
+      tunnels: { tunnels: 0, streams: 0 },
       startedAt: 0,
       restarts: 0,
       consecutiveFailures: 0,
@@ -81,6 +95,8 @@ export class Supervisor {
       workerId: slot.index,
       config: this.#config,
       maxConnections: Math.max(1, Math.ceil(this.#config.proxy.maxConnections / this.#slots.length)),
+      control: this.#control,
+      credentials: this.#credentials,
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ward-worker-${slot.index}` });
     slot.worker = worker;
@@ -98,8 +114,16 @@ export class Supervisor {
             resolve();
             break;
           case 'counters':
+            slot.counters = m.counters;
+            slot.tunnels = m.tunnels;
+            break;
           case 'drained':
             slot.counters = m.counters;
+            break;
+          case 'flows':
+            this.#onFlows(m.flows);
+            break;
+          case 'rechecked':
             break;
           case 'fatal':
             settled = true;
@@ -146,6 +170,30 @@ export class Supervisor {
       });
     }, delay);
     timer.unref();
+  }
+
+  /** The new policy and inventory, to every worker now and to every worker that starts later. */
+  publishControl(control: ControlSnapshot): void {
+    this.#control = control;
+    for (const s of this.#slots) s.worker?.postMessage({ type: 'control', control } satisfies ToWorker);
+  }
+
+  /** New credentials, likewise. */
+  publishCredentials(credentials: CredentialsSnapshot): void {
+    this.#credentials = credentials;
+    for (const s of this.#slots)
+      s.worker?.postMessage({ type: 'credentials', credentials } satisfies ToWorker);
+  }
+
+  /** Tunnels and streams summed across workers. */
+  tunnels(): { tunnels: number; streams: number } {
+    let tunnels = 0;
+    let streams = 0;
+    for (const s of this.#slots) {
+      tunnels += s.tunnels.tunnels;
+      streams += s.tunnels.streams;
+    }
+    return { tunnels, streams };
   }
 
   /** Terminates a worker abruptly, as a crash would; the supervisor replaces it. For drills. */

@@ -1,29 +1,52 @@
-// Worker thread entry: one data plane with its own SO_REUSEPORT listeners. It reports counters to
-// the main thread every second and on request, and drains when told to.
+// Worker thread entry: one data plane with its own SO_REUSEPORT listeners, and its own view of the
+// control plane, rebuilt from the snapshots the main thread posts. It reports counters every second,
+// sends flow records in batches, re-checks open connections after every change, and drains when told.
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError } from '../errors.ts';
 import { initLogger } from '../log.ts';
+import type { FlowRecord } from '../observe/flow.ts';
 import { DataPlane } from './data-plane.ts';
+import { MeshView } from './mesh.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 const COUNTER_INTERVAL_MS = 1000;
+const FLOW_BATCH_MS = 50;
+const FLOW_BATCH_MAX = 256;
 
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('src/proxy/worker.ts runs only as a worker thread');
   const init = workerData as WorkerInit;
-  const root = initLogger(init.config.log.level, { node: init.config.node.name });
+  const config = init.config;
+  const root = initLogger(config.log.level, { node: config.node.name });
   const log = root.child({ component: 'worker', worker: init.workerId });
-  const accessLog = init.config.log.accessLog
-    ? root.child({ component: 'access', worker: init.workerId })
-    : null;
+  const accessLog = config.log.accessLog ? root.child({ component: 'access', worker: init.workerId }) : null;
   const send = (m: FromWorker) => port.postMessage(m);
-  const plane = new DataPlane({
-    config: init.config,
-    maxConnections: init.maxConnections,
-    log,
-    accessLog,
+
+  const mesh = new MeshView({
+    nodeName: config.node.name,
+    trustDomain: config.svid.trustDomain,
+    idScheme: config.svid.idScheme,
+    plaintextNodes: config.mesh.plaintextNodes,
   });
+  if (init.control !== null) mesh.applyControl(init.control);
+  if (init.credentials !== null) mesh.applyCredentials(init.credentials);
+
+  let flows: FlowRecord[] = [];
+  let flowTimer: NodeJS.Timeout | null = null;
+  const flushFlows = () => {
+    flowTimer = null;
+    if (flows.length === 0) return;
+    send({ type: 'flows', flows });
+    flows = [];
+  };
+  const onFlow = (f: FlowRecord) => {
+    flows.push(f);
+    if (flows.length >= FLOW_BATCH_MAX) flushFlows();
+    else flowTimer ??= setTimeout(flushFlows, FLOW_BATCH_MS);
+  };
+
+  const plane = new DataPlane({ config, maxConnections: init.maxConnections, log, accessLog, mesh, onFlow });
   try {
     await plane.start();
   } catch (err) {
@@ -31,16 +54,30 @@ async function main(): Promise<void> {
     send({ type: 'fatal', code: code ?? 'PXY_WORKER_START', message });
     return;
   }
-  const ticker = setInterval(() => send({ type: 'counters', counters: plane.counters }), COUNTER_INTERVAL_MS);
+  const counters = () =>
+    ({ type: 'counters', counters: plane.counters, tunnels: plane.pool.stats() }) as const;
+  const ticker = setInterval(() => send(counters()), COUNTER_INTERVAL_MS);
   ticker.unref();
   port.on('message', (m: ToWorker) => {
-    if (m.type === 'counters') {
-      send({ type: 'counters', counters: plane.counters });
-    } else if (m.type === 'drain') {
-      clearInterval(ticker);
-      void plane.drain(m.deadlineMs).then((closedAtDeadline) => {
-        send({ type: 'drained', closedAtDeadline, counters: plane.counters });
-      });
+    switch (m.type) {
+      case 'counters':
+        send(counters());
+        break;
+      case 'control':
+        mesh.applyControl(m.control);
+        send({ type: 'rechecked', closed: plane.recheckAll() });
+        break;
+      case 'credentials':
+        mesh.applyCredentials(m.credentials);
+        send({ type: 'rechecked', closed: plane.recheckAll() });
+        break;
+      case 'drain':
+        clearInterval(ticker);
+        void plane.drain(m.deadlineMs).then((closedAtDeadline) => {
+          flushFlows();
+          send({ type: 'drained', closedAtDeadline, counters: plane.counters });
+        });
+        break;
     }
   });
   send({ type: 'ready' });
