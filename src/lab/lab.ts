@@ -1,18 +1,31 @@
-// The lab: a VM pair built out of network namespaces, usable from tests, benchmarks and the CLI.
+// The lab: a VM pair (or a few more nodes) built out of network namespaces, usable from tests,
+// benchmarks, the demo and the CLI.
 //
-//   ward-<lab>-a  (node, 198.18.0.1 on eth0)  ── underlay veth ──  ward-<lab>-b  (node, 198.18.0.2)
-//     lxc0 ── ward-<lab>-a-<pod> (198.19.1.10)                      lxc0 ── ward-<lab>-b-<pod> (198.19.2.10)
+//   ward-<lab>-a  (node, 198.18.0.1 on eth0)  ── underlay ──  ward-<lab>-b  (node, 198.18.0.2)
+//     lxc0 ── ward-<lab>-a-<pod> (198.19.1.10)                  lxc0 ── ward-<lab>-b-<pod> (198.19.2.10)
 //
+// Two nodes are joined by one veth pair; three or more by a bridge in a switch namespace (ward-<lab>-sw).
 // Pods get a /32 on eth0 and a default route via 169.254.1.1, which every lxc interface of the node
 // carries (the Calico/Cilium shape); the node routes each pod IP to its lxc interface and the other
 // node's pod CIDR over the underlay. Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking), so
 // nothing the lab sends could ever be meant for a real network. A ward runs in each node namespace.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { buildInventory, spiffeIdFor, type WorkloadInput } from '../inventory/index.ts';
 import {
   addNamespace,
   deleteNamespace,
@@ -32,8 +45,21 @@ const GATEWAY = '169.254.1.1';
 export interface LabNodeSpec {
   readonly name: string;
   readonly pods: readonly string[];
-  /** Start a ward in this node (default true). */
+  /** Start a ward in this node (default true). A node without ward is a mesh's plaintext node. */
   readonly ward?: boolean;
+}
+
+/** Identities and policy for the lab's wards: a development CA, an inventory file, a policy directory. */
+export interface LabMesh {
+  readonly trustDomain?: string;
+  /** Labels (and namespace, service account) per pod; default `{ app: <pod name> }` in `default`. */
+  readonly workloads?: Readonly<
+    Record<string, { labels: Record<string, string>; namespace?: string; serviceAccount?: string }>
+  >;
+  /** Policy manifests (file name → YAML) for the wards' policy directory; omitted: no policy source. */
+  readonly policies?: Readonly<Record<string, string>>;
+  /** SVID lifetime the CA issues (default 1h). */
+  readonly svidTtl?: string;
 }
 
 export interface LabOptions {
@@ -48,6 +74,8 @@ export interface LabOptions {
   readonly startWards?: boolean;
   /** Leave ward processes running when this process exits (the CLI's `lab up`). */
   readonly detached?: boolean;
+  /** A development CA, inventory and policies for the wards (mTLS between nodes). */
+  readonly mesh?: LabMesh;
 }
 
 export const DEFAULT_NODES: readonly LabNodeSpec[] = [
@@ -60,6 +88,7 @@ export interface LabState {
   readonly dir: string;
   readonly namespaces: string[];
   readonly wards: { node: string; pid: number }[];
+  readonly ca?: { pid: number } | undefined;
 }
 
 /** One JSON log line of a ward. */
@@ -223,12 +252,24 @@ export class LabNode {
 
   /** The ward config for this node: the lab's defaults, then the lab's overrides, then these. */
   wardConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
-    const base = {
+    const base: Record<string, unknown> = {
       node: { name: this.name },
       capture: { podCidrs: [this.podCidr] },
       proxy: { workers: 1 },
       shutdown: { drainTimeout: '5s' },
     };
+    const mesh = this.lab.options.mesh;
+    if (mesh !== undefined) {
+      base.svid = {
+        source: 'delegated',
+        delegatedSocket: this.lab.caSocket,
+        trustDomain: mesh.trustDomain ?? 'spiffe.cilium',
+      };
+      base.inventory = { source: 'file', file: this.lab.inventoryPath };
+      if (mesh.policies !== undefined)
+        base.policy = { source: 'files', directory: this.lab.policyDir, debounce: '100ms' };
+      base.mesh = { plaintextNodes: this.lab.nodes.filter((n) => !n.wantsWard).map((n) => n.name) };
+    }
     return merge(merge(base, this.lab.options.wardConfig ?? {}), extra);
   }
 
@@ -279,6 +320,7 @@ export class Lab {
   readonly dir: string;
   readonly options: LabOptions;
   readonly nodes: LabNode[];
+  ca: ChildProcess | null = null;
 
   private constructor(options: LabOptions) {
     if (!/^[a-z][a-z0-9]{0,11}$/.test(options.name)) {
@@ -299,6 +341,23 @@ export class Lab {
       }
     }
     if (podIndex > 200) throw new LabError('at most 200 pods per lab');
+    if (this.nodes.length > 9) throw new LabError('at most 9 nodes per lab');
+  }
+
+  get caSocket(): string {
+    return join(this.dir, 'ca.sock');
+  }
+
+  get inventoryPath(): string {
+    return join(this.dir, 'inventory.yaml');
+  }
+
+  get policyDir(): string {
+    return join(this.dir, 'policies');
+  }
+
+  get switchNs(): string {
+    return `${LAB_PREFIX}${this.name}-sw`;
   }
 
   /** Builds the namespaces (after removing leftovers of a lab with the same name) and starts the wards. */
@@ -308,6 +367,7 @@ export class Lab {
     mkdirSync(lab.dir, { recursive: true });
     try {
       lab.#build();
+      if (options.mesh !== undefined) await lab.#startMesh(options.mesh);
       lab.#saveState();
       if (options.startWards !== false) {
         await Promise.all(lab.nodes.filter((n) => n.wantsWard).map((n) => n.startWard()));
@@ -321,7 +381,6 @@ export class Lab {
   }
 
   #build(): void {
-    const [first, second] = this.nodes;
     for (const node of this.nodes) {
       addNamespace(node.ns);
       for (const [key, value] of [
@@ -332,15 +391,28 @@ export class Lab {
         sysctlIn(node.ns, key, value);
       }
     }
-    if (this.nodes.length > 2) throw new LabError('the lab builds one or two nodes');
-    if (first !== undefined && second !== undefined) {
+    const [first, second] = this.nodes;
+    if (this.nodes.length === 2 && first !== undefined && second !== undefined) {
       ipIn(first.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', second.ns);
-      for (const node of [first, second]) {
+    } else if (this.nodes.length > 2) {
+      addNamespace(this.switchNs);
+      ipIn(this.switchNs, 'link', 'add', 'br0', 'type', 'bridge');
+      ipIn(this.switchNs, 'link', 'set', 'br0', 'up');
+      for (const node of this.nodes) {
+        const port = `p${node.index}`;
+        ipIn(this.switchNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.ns);
+        ipIn(this.switchNs, 'link', 'set', port, 'master', 'br0');
+        ipIn(this.switchNs, 'link', 'set', port, 'up');
+      }
+    }
+    if (this.nodes.length >= 2) {
+      for (const node of this.nodes) {
         ipIn(node.ns, 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0');
         ipIn(node.ns, 'link', 'set', 'eth0', 'up');
+        for (const other of this.nodes) {
+          if (other !== node) ipIn(node.ns, 'route', 'add', other.podCidr, 'via', other.underlayIp);
+        }
       }
-      ipIn(first.ns, 'route', 'add', second.podCidr, 'via', second.underlayIp);
-      ipIn(second.ns, 'route', 'add', first.podCidr, 'via', first.underlayIp);
     }
     for (const node of this.nodes) {
       for (const pod of node.pods) {
@@ -373,7 +445,121 @@ export class Lab {
   }
 
   get namespaces(): string[] {
-    return this.nodes.flatMap((n) => [n.ns, ...n.pods.map((p) => p.ns)]);
+    const all = this.nodes.flatMap((n) => [n.ns, ...n.pods.map((p) => p.ns)]);
+    return this.nodes.length > 2 ? [...all, this.switchNs] : all;
+  }
+
+  /** The inventory the wards read: every pod with its node, labels and address. */
+  inventory(): { cluster: string; workloads: Record<string, unknown>[] } {
+    const spec = this.options.mesh?.workloads ?? {};
+    return {
+      cluster: 'default',
+      workloads: this.nodes.flatMap((n) =>
+        n.pods.map((p) => {
+          const w = spec[p.name];
+          return {
+            name: p.name,
+            namespace: w?.namespace ?? 'default',
+            labels: w?.labels ?? { app: p.name },
+            serviceAccount: w?.serviceAccount ?? 'default',
+            node: n.name,
+            ips: [p.ip],
+          };
+        }),
+      ),
+    };
+  }
+
+  /** Writes the policy directory whole (each file renamed into place, so no half-written file is read). */
+  setPolicies(files: Readonly<Record<string, string>>): void {
+    mkdirSync(this.policyDir, { recursive: true });
+    for (const f of readdirSync(this.policyDir)) {
+      if (!(f in files)) rmSync(join(this.policyDir, f), { force: true });
+    }
+    for (const [name, text] of Object.entries(files)) {
+      const tmp = join(this.dir, `.${name}.tmp`);
+      writeFileSync(tmp, text);
+      renameSync(tmp, join(this.policyDir, name));
+    }
+  }
+
+  /** The SPIFFE IDs of the lab's workloads, as the wards will derive them from the inventory. */
+  spiffeIds(): Map<string, string> {
+    const inv = buildInventory({ workloads: this.inventory().workloads as unknown as WorkloadInput[] });
+    const td = this.options.mesh?.trustDomain ?? 'spiffe.cilium';
+    const out = new Map<string, string>();
+    for (const w of inv.workloads()) out.set(w.name, spiffeIdFor(w, 'identity', td));
+    return out;
+  }
+
+  async #startMesh(mesh: LabMesh): Promise<void> {
+    writeFileSync(this.inventoryPath, YAML.stringify(this.inventory()));
+    if (mesh.policies !== undefined) this.setPolicies(mesh.policies);
+    const ids = [...new Set(this.spiffeIds().values())];
+    writeFileSync(
+      join(this.dir, 'identities.yaml'),
+      YAML.stringify({ identities: ids.map((id) => ({ id, selectors: ['cilium:mutual-auth'] })) }),
+    );
+    const caDir = join(this.dir, 'ca');
+    run([
+      process.execPath,
+      '--disable-warning=ExperimentalWarning',
+      WARD_MAIN,
+      'ca',
+      'init',
+      '--dir',
+      caDir,
+      '--trust-domain',
+      mesh.trustDomain ?? 'spiffe.cilium',
+    ]);
+    await this.startCa();
+  }
+
+  /** Starts the development CA on the lab's socket (again, after stopCa()). */
+  async startCa(): Promise<void> {
+    const mesh = this.options.mesh;
+    if (mesh === undefined) throw new LabError('this lab has no mesh');
+    rmSync(this.caSocket, { force: true });
+    const log = openSync(join(this.dir, 'ca.log'), 'a');
+    const child = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        WARD_MAIN,
+        'ca',
+        'serve',
+        '--dir',
+        join(this.dir, 'ca'),
+        '--socket',
+        this.caSocket,
+        '--identities',
+        join(this.dir, 'identities.yaml'),
+        '--ttl',
+        mesh.svidTtl ?? '1h',
+      ],
+      { stdio: ['ignore', log, log], detached: this.options.detached === true },
+    );
+    closeSync(log);
+    if (this.options.detached === true) child.unref();
+    this.ca = child;
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(this.caSocket)) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new LabError(
+          `the development CA did not start: ${readFileSync(join(this.dir, 'ca.log'), 'utf8')}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stopCa(): Promise<void> {
+    const ca = this.ca;
+    this.ca = null;
+    if (ca === null || ca.exitCode !== null) return;
+    const exited = new Promise((r) => ca.once('exit', r));
+    ca.kill('SIGTERM');
+    await exited;
   }
 
   #saveState(): void {
@@ -382,6 +568,7 @@ export class Lab {
       dir: this.dir,
       namespaces: this.namespaces,
       wards: this.nodes.flatMap((n) => (n.ward?.running === true ? [{ node: n.name, pid: n.ward.pid }] : [])),
+      ca: this.ca?.pid === undefined ? undefined : { pid: this.ca.pid },
     };
     writeFileSync(join(this.dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
   }
@@ -389,6 +576,7 @@ export class Lab {
   /** Stops the wards (SIGTERM, so they remove their rules) and deletes every namespace. */
   async destroy(opts: { keepDir?: boolean } = {}): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.ward?.stop('SIGTERM', 10_000)));
+    await this.stopCa();
     for (const ns of this.namespaces) deleteNamespace(ns);
     Lab.destroyByName(this.name, opts.keepDir === true ? undefined : this.dir);
   }
@@ -400,9 +588,12 @@ export class Lab {
     if (existsSync(statePath)) {
       try {
         const state = JSON.parse(readFileSync(statePath, 'utf8')) as LabState;
-        for (const w of state.wards) {
+        for (const pid of [
+          ...state.wards.map((w) => w.pid),
+          ...(state.ca === undefined ? [] : [state.ca.pid]),
+        ]) {
           try {
-            process.kill(w.pid, 'SIGKILL');
+            process.kill(pid, 'SIGKILL');
           } catch {
             // Gone already.
           }

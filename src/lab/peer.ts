@@ -7,6 +7,13 @@
 //   node src/lab/peer.ts fetch --to IP:PORT --bytes N [--seed HEX]
 //        asks the server for N bytes, prints their SHA-256
 //   node src/lab/peer.ts probe --to IP:PORT      connects, writes a line, reports what happened
+//   node src/lab/peer.ts many --to IP:PORT --count N --bytes B
+//        N echo connections at once, each sending B bytes and reading them back; all stay open until
+//        every one is done; prints how many came back intact
+//   node src/lab/peer.ts get --to IP:PORT [--path /]  one HTTP/1.1 GET, prints status and body size
+//   node src/lab/peer.ts hbone --to IP:15008 --authority IP:PORT --cert F --key F
+//        an HBONE client of its own (TLS 1.3 with the given SVID, HTTP/2 CONNECT, then ECHO): prints the
+//        status the peer answered, or how the handshake failed — a stand-in for a foreign or rogue peer
 //   node src/lab/peer.ts hold --to IP:PORT       keeps an echo connection busy (a tick every 100 ms),
 //        prints {"event":"echoing"} once echoes flow and {"event":"end",…} when the connection ends
 //
@@ -116,6 +123,11 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: '5eed' },
       body: { type: 'string', default: '615' },
       timeout: { type: 'string', default: '10000' },
+      count: { type: 'string', default: '1' },
+      path: { type: 'string', default: '/' },
+      authority: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
     },
   });
   const [cmd] = positionals;
@@ -216,6 +228,113 @@ async function main(): Promise<void> {
       });
       return;
     }
+    case 'many': {
+      const count = Number(values.count);
+      const target = parseTo(values.to);
+      const started = Date.now();
+      const results = await Promise.all(
+        Array.from(
+          { length: count },
+          (_, i) =>
+            new Promise<{ ok: boolean; socket: Socket | null; error?: string }>((resolve) => {
+              const socket = connect(target);
+              const want = createHash('sha256');
+              const got = createHash('sha256');
+              let received = 0;
+              socket.once('connect', () => {
+                socket.write('ECHO\n');
+                const ks = new Keystream(`${values.seed}${i.toString(16)}`, bytes);
+                const tee = {
+                  next: () => {
+                    const b = ks.next();
+                    if (b !== null) want.update(b);
+                    return b;
+                  },
+                } as Keystream;
+                pump(socket, tee, () => {});
+              });
+              socket.on('data', (d: Buffer) => {
+                received += d.length;
+                got.update(d);
+                if (received >= bytes)
+                  resolve({ ok: received === bytes && got.digest('hex') === want.digest('hex'), socket });
+              });
+              socket.on('error', (err) => resolve({ ok: false, socket: null, error: err.message }));
+              if (bytes === 0) socket.once('connect', () => resolve({ ok: true, socket }));
+            }),
+        ),
+      );
+      for (const r of results) r.socket?.destroy();
+      const errors = results.flatMap((r) => (r.error === undefined ? [] : [r.error]));
+      print({
+        ok: results.every((r) => r.ok),
+        count,
+        intact: results.filter((r) => r.ok).length,
+        errors: errors.slice(0, 5),
+        ms: Date.now() - started,
+      });
+      return;
+    }
+    case 'get': {
+      const target = parseTo(values.to);
+      const { request } = await import('node:http');
+      const req = request(
+        { host: target.host, port: target.port, path: values.path, agent: false, timeout: timeoutMs },
+        (res) => {
+          let n = 0;
+          res.on('data', (d: Buffer) => {
+            n += d.length;
+          });
+          res.on('end', () => print({ ok: true, status: res.statusCode, bytes: n }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => print({ ok: false, code: err.code ?? err.message }));
+      req.end();
+      return;
+    }
+    case 'hbone': {
+      const target = parseTo(values.to);
+      const { readFileSync } = await import('node:fs');
+      const { connect: tlsConnect } = await import('node:tls');
+      const { connect: h2connect } = await import('node:http2');
+      const done = (v: Record<string, unknown>) => {
+        print(v);
+        process.exit(0);
+      };
+      const socket = tlsConnect({
+        host: target.host,
+        port: target.port,
+        ...(values.cert === undefined
+          ? {}
+          : { cert: readFileSync(values.cert), key: readFileSync(values.key ?? '') }),
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+        servername: '',
+        ALPNProtocols: ['h2'],
+        minVersion: 'TLSv1.3',
+      });
+      socket.on('error', (err: NodeJS.ErrnoException) =>
+        done({ outcome: 'tls_error', code: err.code ?? err.message }),
+      );
+      socket.on('close', () => done({ outcome: 'closed' }));
+      socket.once('secureConnect', () => {
+        const session = h2connect(`https://${target.host}`, { createConnection: () => socket });
+        session.on('error', (err) => done({ outcome: 'h2_error', message: err.message }));
+        const st = session.request({ ':method': 'CONNECT', ':authority': values.authority ?? '' });
+        st.on('response', (h) => {
+          const status = Number(h[':status']);
+          if (status !== 200) done({ outcome: 'status', status });
+          st.write('ECHO\nping\n');
+          st.on('data', (d: Buffer) => {
+            if (d.toString().includes('ping')) done({ outcome: 'echoed', status });
+          });
+        });
+        st.on('error', (err) => done({ outcome: 'stream_error', message: err.message }));
+      });
+      setTimeout(() => done({ outcome: 'timeout' }), timeoutMs).unref();
+      return;
+    }
     case 'hold': {
       const socket = connect(parseTo(values.to));
       let echoed = 0;
@@ -244,7 +363,7 @@ async function main(): Promise<void> {
       return;
     }
     default:
-      process.stderr.write('usage: peer.ts serve|http|send|fetch|probe|hold …\n');
+      process.stderr.write('usage: peer.ts serve|http|send|fetch|probe|many|get|hold …\n');
       process.exitCode = 2;
   }
 }

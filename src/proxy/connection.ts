@@ -46,9 +46,30 @@ export function resetSide(s: Duplex): void {
     if (s.connecting || (s as unknown as { _handle: unknown })._handle === null) s.destroy();
     else s.resetAndDestroy();
   } else if (isH2Stream(s)) {
-    s.close(h2.NGHTTP2_CONNECT_ERROR);
+    resetStream(s, h2.NGHTTP2_CONNECT_ERROR);
   } else {
     s.destroy();
+  }
+}
+
+/**
+ * RST_STREAM without a preceding END_STREAM. Node's Http2Stream.close(code) first ends the writable side
+ * (an empty DATA frame with END_STREAM) and only then submits RST_STREAM, so the peer sees an orderly
+ * end of the stream before the reset — and would pass a FIN on where a reset is due. The native handle's
+ * rstStream() submits the reset alone. (Node 24, the runtime ward pins; test/unit/hbone.test.ts checks
+ * that the peer sees no END_STREAM.) Falls back to close(code) if the handle is not found.
+ */
+function resetStream(s: Http2Stream, code: number): void {
+  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
+  const handle =
+    key === undefined
+      ? undefined
+      : (s as unknown as Record<symbol, { rstStream?: (code: number) => number } | undefined>)[key];
+  if (handle !== undefined && typeof handle.rstStream === 'function') {
+    handle.rstStream(code);
+    s.destroy();
+  } else {
+    s.close(code);
   }
 }
 
@@ -68,8 +89,16 @@ function onDrain(this: Side): void {
   this[kPeer].resume();
 }
 
-/** FIN (or END_STREAM) one way: pass it on and keep the other direction flowing (half-close). */
+/**
+ * FIN (or END_STREAM) one way: pass it on and keep the other direction flowing (half-close). A CONNECT
+ * stream that ends because the peer reset it (RST_STREAM) is a reset, not a FIN: it must not reach the
+ * other side as an orderly close.
+ */
 function onEnd(this: Side): void {
+  if (rstCodeOf(this) !== 0) {
+    this[kConn].sideClosed(this);
+    return;
+  }
   this[kPeer].end();
 }
 

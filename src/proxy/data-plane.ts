@@ -20,7 +20,7 @@ import { CapabilityError } from './errors.ts';
 import { TUNNEL_SOCKET_BUFFER } from './hbone.ts';
 import { connectViaTunnel } from './hbone-outbound.ts';
 import { type Admission, HboneServer, type TunnelPeer } from './hbone-server.ts';
-import type { Check, MeshView } from './mesh.ts';
+import type { MeshView } from './mesh.ts';
 import { createUpstreamFd, setBufferSizesFd } from './socket-options.ts';
 import { type CloseReason, type Direction, emptyCounters, type WorkerCounters } from './stats.ts';
 import { Sweeper } from './sweeper.ts';

@@ -33,9 +33,9 @@ async function main(): Promise<void> {
   if (init.credentials !== null) mesh.applyCredentials(init.credentials);
 
   let flows: FlowRecord[] = [];
-  let flowTimer: NodeJS.Timeout | null = null;
+  let flushPending = false;
   const flushFlows = () => {
-    flowTimer = null;
+    flushPending = false;
     if (flows.length === 0) return;
     send({ type: 'flows', flows });
     flows = [];
@@ -43,7 +43,10 @@ async function main(): Promise<void> {
   const onFlow = (f: FlowRecord) => {
     flows.push(f);
     if (flows.length >= FLOW_BATCH_MAX) flushFlows();
-    else flowTimer ??= setTimeout(flushFlows, FLOW_BATCH_MS);
+    else if (!flushPending) {
+      flushPending = true;
+      setTimeout(flushFlows, FLOW_BATCH_MS);
+    }
   };
 
   const plane = new DataPlane({ config, maxConnections: init.maxConnections, log, accessLog, mesh, onFlow });
