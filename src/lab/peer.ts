@@ -4,8 +4,9 @@
 //   node src/lab/peer.ts http --port P [--body N] an HTTP/1.1 server answering every request with N bytes
 //   node src/lab/peer.ts send --to IP:PORT --bytes N [--seed HEX]
 //        sends N bytes, half-closes, prints the server's SHA-256 of what it received
-//   node src/lab/peer.ts fetch --to IP:PORT --bytes N [--seed HEX]
-//        asks the server for N bytes, prints their SHA-256
+//   node src/lab/peer.ts fetch --to IP:PORT --bytes N [--seed HEX] [--pause-until FILE]
+//        asks the server for N bytes, prints their SHA-256; with --pause-until it reads nothing until
+//        FILE exists (a reader that stops)
 //   node src/lab/peer.ts probe --to IP:PORT      connects, writes a line, reports what happened
 //   node src/lab/peer.ts many --to IP:PORT --count N --bytes B
 //        N echo connections at once, each sending B bytes and reading them back; all stay open until
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
       count: { type: 'string', default: '1' },
       path: { type: 'string', default: '/' },
       authority: { type: 'string' },
+      'pause-until': { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
     },
@@ -186,6 +188,17 @@ async function main(): Promise<void> {
         received += d.length;
         h.update(d);
       });
+      const gate = values['pause-until'];
+      if (gate !== undefined) {
+        const { existsSync } = await import('node:fs');
+        socket.pause();
+        const poll = setInterval(() => {
+          if (existsSync(gate)) {
+            clearInterval(poll);
+            socket.resume();
+          }
+        }, 20);
+      }
       socket.on('end', () =>
         print({ ok: true, received, sha256: h.digest('hex'), ms: Date.now() - started }),
       );

@@ -3,9 +3,9 @@
 // socket), the seed's CiliumNetworkPolicies from files, and HBONE (mTLS, HTTP/2 CONNECT) between the
 // wards over the underlay.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LogLine } from '../../src/lab/lab.ts';
@@ -326,6 +326,31 @@ describe('the tunnel under load', () => {
     );
     expect(res).toMatchObject({ ok: true, intact: 24 });
   });
+
+  it('one stream whose reader stops does not stop the others on its tunnel', async () => {
+    // The stalled reader shares client1's tunnel to demo-1 and resumes only once the others are done:
+    // if they waited on it, they would never finish.
+    const gate = join(mkdtempSync(join(tmpdir(), 'ward-gate-')), 'go');
+    const stalled = peer(
+      lab.pod('client1'),
+      ['fetch', '--to', `${demo1}:8080`, '--bytes', String(32 * MiB), '--seed', 'ab', '--pause-until', gate],
+      120_000,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const others = await peer(
+      lab.pod('client1'),
+      ['many', '--to', `${demo1}:8080`, '--count', '8', '--bytes', String(2 * MiB)],
+      60_000,
+    );
+    expect(others).toMatchObject({ ok: true, intact: 8 });
+    writeFileSync(gate, '');
+    expect(await stalled).toMatchObject({
+      ok: true,
+      received: 32 * MiB,
+      sha256: keystreamSha256('ab', 32 * MiB),
+    });
+    rmSync(dirname(gate), { recursive: true, force: true });
+  }, 180_000);
 });
 
 describe('changes while connected', () => {
