@@ -16,7 +16,10 @@ const commands: Record<string, Command> = {
   svid: { summary: 'SVIDs: ward svid verify|list', load: () => import('./svid-command.ts') },
   ca: { summary: 'development CA: ward ca init|serve|issue', load: () => import('./ca-command.ts') },
   policy: { summary: 'policy offline: validate|trace', load: () => import('./policy-command.ts') },
-  demo: { summary: 'play the seed scenario in the lab (root): ward demo [--json]', load: () => import('./demo-command.ts') },
+  demo: {
+    summary: 'play the seed scenario in the lab (root): ward demo [--json]',
+    load: () => import('./demo-command.ts'),
+  },
   init: { summary: 'config: ward init --mode kubernetes|vm|lab', load: () => import('./init-command.ts') },
 };
 
