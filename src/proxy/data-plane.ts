@@ -249,7 +249,8 @@ export class DataPlane implements ConnectionOwner {
       conn,
       this.pool,
       {
-        key: `${srcId}|${dstId}|${conn.dst.ip}|${sourceIp ?? ''}`,
+        // The serial makes a rotated SVID start new tunnels; tunnels made with the old one drain idle.
+        key: `${srcId}#${mesh.serialOf(srcId) ?? ''}|${dstId}|${conn.dst.ip}|${sourceIp ?? ''}`,
         peer: endpoint(conn.dst.ip, HBONE_PORT),
         sourceIp,
         tls: { options: { secureContext: ctx }, verify: (s) => mesh.verify(s, dstId) },

@@ -107,6 +107,11 @@ export class MeshView {
     return this.credentials.secureContext(spiffeId) ?? null;
   }
 
+  /** The serial of the SVID ward holds for `spiffeId` (changes on every rotation), or null. */
+  serialOf(spiffeId: string): string | null {
+    return this.credentials.credentials(spiffeId)?.serial ?? null;
+  }
+
   /** Decides one direction; `null` verdict when nothing is enforced. */
   decide(
     direction: 'egress' | 'ingress',
