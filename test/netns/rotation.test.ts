@@ -1,13 +1,18 @@
 // SVID rotation under open connections: the development CA (standing in for the SPIRE agent) issues
 // SVIDs that live 8 s and rotates them at half-life, pushing each rotation on the Delegated Identity
 // stream. Connections opened before a rotation keep flowing; connections opened after it use the new SVID.
+
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../src/lab/lab.ts';
-import { spawnSync } from 'node:child_process';
 import { holdConnection, labName, peer, servePeer, until } from './helpers.ts';
 
 function tunnelsOpened(): number {
-  const res = spawnSync('ip', ['netns', 'exec', lab.node('a').ns, 'curl', '-sS', 'http://127.0.0.1:15000/stats'], { encoding: 'utf8' });
+  const res = spawnSync(
+    'ip',
+    ['netns', 'exec', lab.node('a').ns, 'curl', '-sS', 'http://127.0.0.1:15000/stats'],
+    { encoding: 'utf8' },
+  );
   return (JSON.parse(res.stdout) as { counters: { tunnels: { opened: number } } }).counters.tunnels.opened;
 }
 
@@ -40,7 +45,11 @@ describe('SVID rotation', () => {
     expect(tunnelsOpened()).toBe(1);
     const rotatedBefore = wardA?.lines().filter((l) => l.msg === 'SVID rotated').length ?? 0;
     // Two rotations of the client's SVID: at about 4 s and 8 s after issue. The first SVID has then expired.
-    await until('two rotations', () => (wardA?.lines().filter((l) => l.msg === 'SVID rotated').length ?? 0) >= rotatedBefore + 4, 30_000);
+    await until(
+      'two rotations',
+      () => (wardA?.lines().filter((l) => l.msg === 'SVID rotated').length ?? 0) >= rotatedBefore + 4,
+      30_000,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     // The connection made with the first SVID is still open and still echoing.
     const probe = await Promise.race([held.ended, new Promise((r) => setTimeout(() => r('open'), 300))]);
@@ -52,6 +61,8 @@ describe('SVID rotation', () => {
     expect(tunnelsOpened()).toBe(2);
     held.kill();
     const outs = lab.node('a').ward?.accessLog() ?? [];
-    expect(outs.filter((l) => l.reason === 'policy_changed' || l.reason === 'identity_unavailable')).toEqual([]);
+    expect(outs.filter((l) => l.reason === 'policy_changed' || l.reason === 'identity_unavailable')).toEqual(
+      [],
+    );
   }, 60_000);
 });
