@@ -56,6 +56,8 @@ export class MeshView {
   #engine: PolicyEngine | null = null;
   #inventory: Inventory;
   #plaintext: ReadonlySet<string>;
+  /** Flow endpoints by IP, for the current inventory (flows are written for every connection). */
+  #endpoints = new Map<string, FlowEndpoint>();
 
   constructor(settings: MeshSettings) {
     this.settings = settings;
@@ -175,6 +177,15 @@ export class MeshView {
   }
 
   endpointOf(ip: string): FlowEndpoint {
+    const cached = this.#endpoints.get(ip);
+    if (cached !== undefined) return cached;
+    const e = this.#endpointOf(ip);
+    // World addresses are many; keep the cache to what the inventory names plus a bounded rest.
+    if (this.#endpoints.size < 65_536) this.#endpoints.set(ip, e);
+    return e;
+  }
+
+  #endpointOf(ip: string): FlowEndpoint {
     const w = this.#inventory.lookup(ip);
     const peer = w?.peer ?? this.#inventory.peer(ip);
     const labels = [...peer.labels.bySourceKey.keys()].map((k) => {
