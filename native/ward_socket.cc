@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -183,6 +184,10 @@ Napi::Value ConnectSocket(const Napi::CallbackInfo& info) {
   uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
   bool transparent = info[2].As<Napi::Boolean>().Value();
   FdGuard g{NewTcpSocket(env, family)};
+  // SO_REUSEADDR on connecting sockets too: when the kernel picks one of ward's own listener ports as
+  // an ephemeral source port, the TIME-WAIT socket left behind would otherwise block the listener's
+  // bind at ward's next start (a bind conflicts unless both sockets carry SO_REUSEADDR).
+  SetIntOpt(env, g.fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR");
   if (mark != 0) SetMarkFd(env, g.fd, mark);
   if (transparent) SetTransparentFd(env, g.fd, family);
   if (info[3].IsString()) {
@@ -237,7 +242,37 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// getNofileLimit() -> [soft, hard] of RLIMIT_NOFILE (RLIM_INFINITY as -1).
+Napi::Value GetNofileLimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) throw SysError(env, errno, "getrlimit", "RLIMIT_NOFILE");
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(uint32_t{0}, Napi::Number::New(env, rl.rlim_cur == RLIM_INFINITY ? -1.0 : static_cast<double>(rl.rlim_cur)));
+  out.Set(uint32_t{1}, Napi::Number::New(env, rl.rlim_max == RLIM_INFINITY ? -1.0 : static_cast<double>(rl.rlim_max)));
+  return out;
+}
+
+// setNofileLimit(soft, hard): setrlimit(RLIMIT_NOFILE) for the whole process. Raising the hard limit
+// needs CAP_SYS_RESOURCE; the kernel caps both at fs.nr_open (EPERM past it).
+Napi::Value SetNofileLimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "setNofileLimit(soft, hard)");
+  }
+  double soft = info[0].As<Napi::Number>().DoubleValue();
+  double hard = info[1].As<Napi::Number>().DoubleValue();
+  if (soft < 0 || hard < 0 || soft > hard) throw Napi::RangeError::New(env, "need 0 <= soft <= hard");
+  struct rlimit rl;
+  rl.rlim_cur = static_cast<rlim_t>(soft);
+  rl.rlim_max = static_cast<rlim_t>(hard);
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) throw SysError(env, errno, "setrlimit", "RLIMIT_NOFILE");
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("getNofileLimit", Napi::Function::New(env, GetNofileLimit));
+  exports.Set("setNofileLimit", Napi::Function::New(env, SetNofileLimit));
   exports.Set("setTransparent", Napi::Function::New(env, SetTransparent));
   exports.Set("getTransparent", Napi::Function::New(env, GetTransparent));
   exports.Set("setMark", Napi::Function::New(env, SetMark));

@@ -1,11 +1,27 @@
-// The main thread of a running ward: starts the workers, installs the capture rules once every
-// listener is bound, serves the admin API, and on SIGTERM/SIGINT drains, removes the rules and exits 0.
+// The main thread of a running ward: starts the probes and metrics, the control plane (identities,
+// policy, inventory), the workers, installs the capture rules once every listener is bound, serves the
+// admin API, and on SIGTERM/SIGINT turns unready, drains, removes the rules and exits 0.
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { describeError } from './errors.ts';
-import { initLogger } from './log.ts';
+import { spiffeIdFor, type Workload } from './inventory/index.ts';
+import { initLogger, type LogLevel } from './log.ts';
 import { type AdminServer, startAdminServer } from './observe/admin.ts';
+import { buildConfigDump } from './observe/config-dump.ts';
 import { FlowRing } from './observe/flow.ts';
+import { LoopMonitor } from './observe/loop-monitor.ts';
+import { createWardMetrics } from './observe/metrics.ts';
+import {
+  type ControlStatus,
+  heldSvids,
+  type LocalWorkload,
+  type NodeStatus,
+  type Phase,
+  readinessOf,
+  type SvidStatus,
+} from './observe/node-status.ts';
+import { startMetricsServer, startProbeServer } from './observe/probe-server.ts';
 import { type PolicyControlPlane, startPolicyControlPlane } from './policy/index.ts';
 import {
   type CaptureSpec,
@@ -17,10 +33,23 @@ import {
 import { usableCpus } from './proxy/cpu-limit.ts';
 import { acquireInstanceLock } from './proxy/instance-lock.ts';
 import type { ControlSnapshot } from './proxy/mesh.ts';
+import { raiseNofileLimit } from './proxy/rlimit.ts';
 import { Supervisor } from './proxy/supervisor.ts';
-import { createIdentityService, type IdentityService } from './svid/index.ts';
+import { checkTproxySysctls } from './proxy/sysctl-check.ts';
+// The store is built here, next to its source, so the source's own state (the SPIRE stream) is visible
+// to readiness, status and metrics; createIdentityService() would hide it.
+import { createIdentityStore } from './svid/identity-store.ts';
+import { createSvidSource, type IdentityStore, type SourceState } from './svid/index.ts';
+import type { SvidSource } from './svid/source.ts';
 
 const FLOW_RING_SIZE = 10_000;
+
+function wardVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
 
 export function captureSpecOf(config: Readonly<Config>): CaptureSpec {
   const c = config.capture;
@@ -47,6 +76,44 @@ export interface RunningWard {
   readonly stopped: Promise<void>;
 }
 
+/** An SVID source and the store following it, with the source's state history. */
+interface Identities {
+  readonly source: SvidSource;
+  readonly store: IdentityStore;
+  since: number;
+  reason: string | undefined;
+}
+
+function startIdentities(config: Readonly<Config>, root: Logger): Identities {
+  const slog = root.child({ component: 'svid' });
+  const source = createSvidSource(config.svid, slog);
+  const store = createIdentityStore({ source, log: slog });
+  const ids: Identities = { source, store, since: Date.now(), reason: undefined };
+  source.onStateChange((_state, reason) => {
+    ids.since = Date.now();
+    ids.reason = reason;
+  });
+  source.start();
+  return ids;
+}
+
+/** Resolves once the store left Initializing (or after `timeoutMs`), with its state then. */
+function identitiesReady(store: IdentityStore, timeoutMs: number): Promise<SourceState> {
+  if (store.state() !== 'Initializing') return Promise.resolve(store.state());
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      off();
+      resolve(store.state());
+    }, timeoutMs);
+    const off = store.onChange((s) => {
+      if (s.state === 'Initializing') return;
+      clearTimeout(timer);
+      off();
+      resolve(s.state);
+    });
+  });
+}
+
 export async function startWard(config: Readonly<Config>): Promise<RunningWard> {
   const root = initLogger(config.log.level, { node: config.node.name });
   const log = root.child({ component: 'main' });
@@ -60,26 +127,163 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
       flowLog.info(f, 'flow');
     }
   });
+  const version = wardVersion();
+  const startedAt = new Date();
+  const o = config.observe;
+  const l = config.listeners;
 
+  raiseNofileLimit(config.proxy.maxConnections, log);
+  if (config.capture.install) checkTproxySysctls(log);
   const lock = await acquireInstanceLock(config.capture.chainPrefix);
   log.info({ workers, podCidrs: config.capture.podCidrs }, 'starting');
-  let identities: IdentityService | null = null;
+  let phase: Phase = 'starting';
+  let rulesInstalled = false;
+  let backend: IptablesBackend | null = null;
+  let identities: Identities | null = null;
   let control: PolicyControlPlane | null = null;
+  let controlChangedAt = Date.now();
+  let admin: AdminServer | null = null;
+  const loop = new LoopMonitor({ maxLagMs: o.livenessMaxLag, windowMs: o.livenessWindow });
+  loop.start();
+
+  const localWorkloads = (): readonly Workload[] =>
+    control
+      ?.inventory()
+      .workloads()
+      .filter((w) => w.node === config.node.name) ?? [];
+
+  const svidStatus = (now: number): SvidStatus | null => {
+    if (identities === null) return null;
+    const snap = identities.store.snapshot();
+    return {
+      kind: identities.source.kind,
+      sourceState: identities.source.state(),
+      sourceSince: new Date(identities.since).toISOString(),
+      sourceReason: identities.reason,
+      storeState: snap.state,
+      identities: heldSvids(snap.identities, now),
+      stats: identities.store.stats(),
+    };
+  };
+
+  const controlStatus = (): ControlStatus | null => {
+    if (config.policy.source === 'none' && config.inventory.source === 'none') return null;
+    const snap = control?.engine.current();
+    return {
+      policySource: config.policy.source,
+      inventorySource: config.inventory.source,
+      loaded: control !== null,
+      revision: snap?.revision ?? 0,
+      policies: config.policy.source === 'none' ? 0 : (snap?.policies.length ?? 0),
+      rejected: snap?.issues.filter((i) => i.severity === 'error').length ?? 0,
+      warnings: snap?.issues.filter((i) => i.severity === 'warning').length ?? 0,
+      workloads: control?.inventory().workloads().length ?? 0,
+      lastChange: new Date(controlChangedAt).toISOString(),
+    };
+  };
+
+  const status = (): NodeStatus => {
+    const now = Date.now();
+    const counters = supervisor.counters();
+    const tunnels = supervisor.tunnels();
+    const svid = svidStatus(now);
+    const held = new Set(svid?.identities.map((i) => i.spiffeId) ?? []);
+    const local: LocalWorkload[] = localWorkloads().map((w) => {
+      const spiffeId = spiffeIdFor(w, config.svid.idScheme, config.svid.trustDomain);
+      return {
+        name: w.name,
+        namespace: w.namespace,
+        spiffeId,
+        svid: svid === null ? 'not_needed' : held.has(spiffeId) ? 'valid' : 'missing',
+      };
+    });
+    return {
+      node: config.node.name,
+      version,
+      phase,
+      pid: process.pid,
+      startedAt: startedAt.toISOString(),
+      rules: {
+        managed: config.capture.install,
+        installed: rulesInstalled,
+        backend,
+        chain: `${spec.chainPrefix}_PREROUTING`,
+      },
+      listeners: {
+        bound: supervisor.listening(),
+        outbound: `${l.address}:${l.outboundPort}`,
+        inboundPlaintext: `${l.address}:${l.inboundPlaintextPort}`,
+        inboundTunnel: `${l.address}:${l.inboundTunnelPort}`,
+      },
+      endpoints: {
+        admin: config.admin.enabled ? `${config.admin.address}:${config.admin.port}` : null,
+        metrics: o.metricsEnabled ? `${o.metricsAddress}:${o.metricsPort}` : null,
+        readiness: o.readinessEnabled ? `${o.readinessAddress}:${o.readinessPort}` : null,
+      },
+      workers: supervisor.workers(),
+      workerRestarts: supervisor.restarts,
+      connections: {
+        active: counters.active,
+        opened: { outbound: counters.outbound.opened, inbound: counters.inbound.opened },
+        tunnels: tunnels.tunnels,
+        streams: tunnels.streams,
+      },
+      svid,
+      control: controlStatus(),
+      localWorkloads: local,
+      liveness: loop.status(),
+    };
+  };
+
+  const metrics = createWardMetrics(
+    { status, counters: () => supervisor.counters(), loopLagSeconds: () => loop.lastLagSeconds },
+    { version },
+  );
+  // Probes and metrics first: while ward waits for its SVID source, /healthz/ready answers what is missing.
+  const probes: AdminServer[] = [];
+  const closeProbes = async () => {
+    for (const p of probes.splice(0)) await p.close();
+    loop.stop();
+  };
   const closeControl = async () => {
-    await identities?.close();
+    await identities?.store.close();
+    await identities?.source.close();
     await control?.close();
   };
   try {
+    if (o.metricsEnabled) {
+      probes.push(
+        await startMetricsServer({
+          address: o.metricsAddress,
+          port: o.metricsPort,
+          metrics,
+          refresh: () => supervisor.refreshCounters(),
+          log: root.child({ component: 'metrics' }),
+        }),
+      );
+    }
+    if (o.readinessEnabled) {
+      probes.push(
+        await startProbeServer({
+          address: o.readinessAddress,
+          port: o.readinessPort,
+          readiness: () => readinessOf(status()),
+          liveness: () => loop.status(),
+          log: root.child({ component: 'probes' }),
+        }),
+      );
+    }
     // Identities and policy first: workers start with both, so no connection meets an empty view.
     if (config.svid.source !== 'none') {
-      identities = createIdentityService(config.svid, root);
-      const state = await identities.ready(config.mesh.svidStartTimeout);
+      const ids = startIdentities(config, root);
+      identities = ids;
+      const state = await identitiesReady(ids.store, config.mesh.svidStartTimeout);
       log.info(
-        { source: config.svid.source, state, identities: identities.snapshot().identities.length },
+        { source: config.svid.source, state, identities: ids.store.snapshot().identities.length },
         'SVID source',
       );
-      supervisor.publishCredentials(identities.snapshot());
-      identities.onChange((snap) => supervisor.publishCredentials(snap));
+      supervisor.publishCredentials(ids.store.snapshot());
+      ids.store.onChange((snap) => supervisor.publishCredentials(snap));
     }
     if (config.policy.source !== 'none' || config.inventory.source !== 'none') {
       control = await startPolicyControlPlane({
@@ -91,7 +295,11 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
         logger: root.child({ component: 'policy' }),
       });
       const cp = control;
-      const publish = () => supervisor.publishControl(controlSnapshot(config, cp));
+      controlChangedAt = Date.now();
+      const publish = () => {
+        controlChangedAt = Date.now();
+        supervisor.publishControl(controlSnapshot(config, cp));
+      };
       publish();
       cp.engine.onSwap(() => publish());
       cp.onInventory(() => publish());
@@ -108,18 +316,22 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
     await supervisor.start();
   } catch (err) {
     await closeControl();
+    await closeProbes();
     await lock.release();
     throw err;
   }
 
-  let backend: IptablesBackend | null = null;
   if (config.capture.install) {
     backend = config.capture.backend === 'auto' ? detectBackend() : config.capture.backend;
     try {
+      // Replaces any stale rules of ward's own (a crash, SIGKILL): the chains are rewritten whole.
       installRules(spec, backend);
+      rulesInstalled = true;
     } catch (err) {
       cleanAll(spec);
       await supervisor.drain(0);
+      await closeControl();
+      await closeProbes();
       await lock.release();
       throw err;
     }
@@ -134,19 +346,22 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
     resolveStopped = r;
   });
   let stopping: Promise<void> | null = null;
-  let admin: AdminServer | null = null;
 
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
+      // Unready first, so probes see it before anything else changes.
+      phase = 'draining';
       log.info({ reason, drainTimeoutMs: config.shutdown.drainTimeout }, 'draining');
-      await admin?.close();
       const closed = await supervisor.drain(config.shutdown.drainTimeout);
+      await admin?.close();
       await closeControl();
       const counters = supervisor.counters();
       if (config.capture.install) {
         const removed = cleanAll(spec);
+        rulesInstalled = false;
         log.info({ removed: removed.length }, 'capture rules removed');
       }
+      await closeProbes();
       await lock.release();
       log.info({ closedAtDeadline: closed, counters }, 'stopped');
       resolveStopped();
@@ -162,10 +377,36 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
       flows,
       log: root.child({ component: 'admin' }),
       quit: () => void stop('admin /quitquitquit'),
+      status,
+      configDump: () =>
+        buildConfigDump({
+          config,
+          status: status(),
+          workloads: control === null ? null : control.inventory().workloads(),
+          policy: control === null || config.policy.source === 'none' ? null : control.engine.current(),
+          bundles:
+            identities?.store.snapshot().bundles.map((b) => ({
+              trustDomain: b.trustDomain,
+              authorities: b.caPem.split('-----BEGIN CERTIFICATE-----').length - 1,
+            })) ?? [],
+        }),
+      logLevel: () => root.level,
+      setLogLevel: (level: LogLevel) => {
+        // Child loggers without a level of their own follow the root's.
+        root.level = level;
+        supervisor.setLogLevel(level);
+      },
     });
   }
+  phase = 'serving';
   log.info(
-    { backend, workers, admin: config.admin.enabled ? `${config.admin.address}:${config.admin.port}` : null },
+    {
+      backend,
+      workers,
+      admin: config.admin.enabled ? `${config.admin.address}:${config.admin.port}` : null,
+      metrics: o.metricsEnabled ? `${o.metricsAddress}:${o.metricsPort}` : null,
+      readiness: o.readinessEnabled ? `${o.readinessAddress}:${o.readinessPort}` : null,
+    },
     'ward ready',
   );
   return { supervisor, flows, stop, stopped };

@@ -21,6 +21,8 @@ const commands: Record<string, Command> = {
     load: () => import('./demo-command.ts'),
   },
   init: { summary: 'config: ward init --mode kubernetes|vm|lab', load: () => import('./init-command.ts') },
+  observe: { summary: 'flows, like hubble observe [-f]', load: () => import('./observe-command.ts') },
+  status: { summary: 'node summary: ward status [--verbose]', load: () => import('./status-command.ts') },
 };
 
 function version(): string {

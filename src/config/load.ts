@@ -117,10 +117,21 @@ function contradictions(c: Config): ConfigProblem[] {
     ['listeners.inboundPlaintextPort', l.inboundPlaintextPort],
     ['listeners.inboundTunnelPort', l.inboundTunnelPort],
     ...(c.admin.enabled ? ([['admin.port', c.admin.port]] as const) : []),
+    ...(c.observe.metricsEnabled ? ([['observe.metricsPort', c.observe.metricsPort]] as const) : []),
+    ...(c.observe.readinessEnabled ? ([['observe.readinessPort', c.observe.readinessPort]] as const) : []),
   ] as const) {
     const prev = ports.get(p);
     if (prev !== undefined) out.push({ path: name, message: `port ${p} is already used by ${prev}` });
     else ports.set(p, name);
+  }
+  if (c.observe.livenessMaxLag < 100) {
+    out.push({
+      path: 'observe.livenessMaxLag',
+      message: 'must be at least 100ms (timer jitter alone can reach it)',
+    });
+  }
+  if (c.observe.livenessWindow < c.observe.livenessMaxLag) {
+    out.push({ path: 'observe.livenessWindow', message: 'must be at least observe.livenessMaxLag' });
   }
   return out;
 }
@@ -171,7 +182,14 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
       first.errors.map((e) => ({ path: '', message: `YAML: ${e.message.split('\n')[0] ?? e.message}` })),
     );
   }
-  return buildConfig(first.toJS({ maxAliasCount: 100 }), source, env);
+  let doc: unknown;
+  try {
+    doc = first.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // yaml throws a ReferenceError for an alias bomb ("Excessive alias count"): still a config problem.
+    throw new ConfigError(source, [{ path: '', message: `YAML: ${(err as Error).message}` }]);
+  }
+  return buildConfig(doc, source, env);
 }
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {

@@ -116,6 +116,21 @@ export const adminSchema = z.strictObject({
   port: port.default(15000),
 });
 
+export const observeSchema = z.strictObject({
+  /** Serve Prometheus metrics at metricsAddress:metricsPort /metrics (and /stats/prometheus). */
+  metricsEnabled: z.boolean().default(true),
+  metricsAddress: ip.default('0.0.0.0'),
+  metricsPort: port.default(15020),
+  /** Serve /healthz/ready and /healthz/live at readinessAddress:readinessPort. */
+  readinessEnabled: z.boolean().default(true),
+  readinessAddress: ip.default('0.0.0.0'),
+  readinessPort: port.default(15021),
+  /** /healthz/live fails when the main thread's event loop was blocked longer than this… */
+  livenessMaxLag: duration.default(5_000),
+  /** …within this window (so a probe that arrives after the stall still sees it). */
+  livenessWindow: duration.default(30_000),
+});
+
 export const meshSchema = z.strictObject({
   /**
    * Nodes that run no ward: their workloads are reached in plaintext (never over HBONE), so a rule that
@@ -131,6 +146,10 @@ export const meshSchema = z.strictObject({
   keepaliveTimeout: duration.default(5_000),
   /** An inbound tunnel must finish its TLS handshake within this. */
   handshakeTimeout: duration.default(5_000),
+  /** TLS handshakes in progress at once on the tunnel listener, per worker; more are refused. */
+  maxPendingHandshakes: z.number().int().min(1).max(1_000_000).default(1024),
+  /** After its handshake, a tunnel must complete its first CONNECT request within this. */
+  headerTimeout: duration.default(5_000),
   /** How long `ward run` waits at start for the SVID source before serving without identities. */
   svidStartTimeout: duration.default(10_000),
 });
@@ -148,6 +167,7 @@ export const configSchema = z.strictObject({
   proxy: proxySchema.default(proxySchema.parse({})),
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
   admin: adminSchema.default(adminSchema.parse({})),
+  observe: observeSchema.default(observeSchema.parse({})),
   log: logSchema.default(logSchema.parse({})),
   policy: policyConfig.policyConfigSchema,
   inventory: policyConfig.inventoryConfigSchema,

@@ -93,7 +93,20 @@ export function splitDocuments(file: string, text: string): { docs: RawDocument[
       });
       return;
     }
-    const value: unknown = d.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = d.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // yaml throws (a ReferenceError) for an alias bomb: an issue of this document, not a crash.
+      issues.push({
+        file,
+        document: i,
+        path: '',
+        message: `not valid YAML: ${(err as Error).message}`,
+        severity: 'error',
+      });
+      return;
+    }
     if (value === null || value === undefined) return; // an empty document (`---` at the end)
     pushDocument(docs, file, i, value);
   });

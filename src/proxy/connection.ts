@@ -242,8 +242,11 @@ export class Connection implements Sweepable {
     else this.#upstreamClosed = true;
     if (this.#finished) return;
     // A CONNECT stream closed by the peer's RST_STREAM carries no error event: it is a reset.
+    // So is one whose session died under it (its tunnel's TCP closed without GOAWAY): Node closes such
+    // streams with code 0 and marks them aborted; passing that on as a FIN would leave the other side
+    // open until its peer happens to close.
     const rst = rstCodeOf(side);
-    if (rst !== 0) {
+    if (rst !== 0 || (isH2Stream(side) && side.aborted)) {
       this.close(
         isClient ? 'client_reset' : this.connectDeadline !== 0 ? 'upstream_error' : 'upstream_reset',
         new Error(`RST_STREAM code ${rst}`),

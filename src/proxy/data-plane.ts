@@ -13,6 +13,7 @@ import { describeError } from '../errors.ts';
 import type { Workload } from '../inventory/index.ts';
 import { type Endpoint, endpoint, type Family, familyOf, formatEndpoint, parseCidr } from '../net/address.ts';
 import type { FlowRecord, TrafficDirection } from '../observe/flow.ts';
+import { observe } from '../observe/histogram.ts';
 import type { DirectionVerdict } from '../policy/index.ts';
 import { HBONE_PORT } from './capture-rules.ts';
 import { Connection, type ConnectionOwner, resetSide } from './connection.ts';
@@ -22,7 +23,13 @@ import { connectViaTunnel } from './hbone-outbound.ts';
 import { type Admission, HboneServer, type TunnelPeer } from './hbone-server.ts';
 import type { MeshView } from './mesh.ts';
 import { createUpstreamFd, setBufferSizesFd } from './socket-options.ts';
-import { type CloseReason, type Direction, emptyCounters, type WorkerCounters } from './stats.ts';
+import {
+  type CloseReason,
+  type Direction,
+  decisionKey,
+  emptyCounters,
+  type WorkerCounters,
+} from './stats.ts';
 import { Sweeper } from './sweeper.ts';
 import { listenTransparent } from './tproxy-listener.ts';
 import { TunnelPool } from './tunnel-pool.ts';
@@ -77,15 +84,21 @@ export class DataPlane implements ConnectionOwner {
       keepaliveTimeoutMs: config.mesh.keepaliveTimeout,
       socketFactory: (peer, sourceIp) => this.#tunnelSocket(peer, sourceIp),
       log: opts.log.child({ component: 'tunnel' }),
-      onTunnelOpened: () => {
+      onTunnelOpened: (setupSeconds) => {
         this.counters.tunnels.opened++;
+        observe(this.counters.timings.tunnelSetup, setupSeconds);
       },
+      onHandshake: (seconds) => observe(this.counters.timings.tlsClient, seconds),
     });
     this.#hbone = new HboneServer({
       owner: this,
       log: opts.log,
       connectTimeoutMs: config.proxy.connectTimeout,
       handshakeTimeoutMs: config.mesh.handshakeTimeout,
+      maxPendingHandshakes: config.mesh.maxPendingHandshakes,
+      headerTimeoutMs: config.mesh.headerTimeout,
+      keepaliveIntervalMs: config.mesh.keepaliveInterval,
+      keepaliveTimeoutMs: config.mesh.keepaliveTimeout,
       serverTls: (ip) => this.#serverTls(ip),
       admit: (peer, target) => this.#admitTunnel(peer, target),
       upstreamSocket: (source, target) => this.#upstreamSocket(source, target),
@@ -95,6 +108,7 @@ export class DataPlane implements ConnectionOwner {
       onAccepted: () => {
         this.counters.tunnels.accepted++;
       },
+      onHandshake: (seconds) => observe(this.counters.timings.tlsServer, seconds),
     });
   }
 
@@ -339,7 +353,7 @@ export class DataPlane implements ConnectionOwner {
     const allowed = mesh.check(ingress, true);
     const flowArgs = { src: { ip: peer.src.ip, port: peer.src.port }, dst: target };
     if (!allowed.ok) {
-      this.#onFlow(
+      this.#decided(
         mesh.flow({
           direction: 'INGRESS',
           forwarded: false,
@@ -349,10 +363,11 @@ export class DataPlane implements ConnectionOwner {
           mtls: true,
           peer: peer.spiffeId,
         }),
+        allowed.dir,
       );
       return { ok: false, status: 403, reason: allowed.reason as CloseReason, message: allowed.message };
     }
-    this.#onFlow(
+    this.#decided(
       mesh.flow({
         direction: 'INGRESS',
         forwarded: true,
@@ -362,6 +377,7 @@ export class DataPlane implements ConnectionOwner {
         mtls: true,
         peer: peer.spiffeId,
       }),
+      ingress,
     );
     return {
       ok: true,
@@ -388,7 +404,7 @@ export class DataPlane implements ConnectionOwner {
   ): void {
     if (dir !== null) conn.extra.policies = dir.matched.map((m) => m.policy);
     conn.extra.mtls = mtls;
-    this.#onFlow(
+    this.#decided(
       this.mesh.flow({
         direction,
         forwarded: true,
@@ -399,7 +415,15 @@ export class DataPlane implements ConnectionOwner {
         mtls,
         peer,
       }),
+      dir,
     );
+  }
+
+  /** Every policy decision: counted (direction, verdict, authRequired, reason) and sent as a flow. */
+  #decided(f: FlowRecord, dir: DirectionVerdict | null): void {
+    const key = decisionKey(f.traffic_direction, f.verdict, dir?.authRequired ?? false, f.ward.reason);
+    this.counters.decisions[key] = (this.counters.decisions[key] ?? 0) + 1;
+    this.#onFlow(f);
   }
 
   #refuse(
@@ -409,8 +433,9 @@ export class DataPlane implements ConnectionOwner {
     dir: DirectionVerdict | null,
     message: string,
   ): void {
-    this.#onFlow(
+    this.#decided(
       this.mesh.flow({ direction, forwarded: false, reason, src: conn.src, dst: conn.dst, dir, mtls: false }),
+      dir,
     );
     if (dir !== null) conn.extra.policies = dir.matched.map((m) => m.policy);
     conn.close(reason as CloseReason, new Error(message));
@@ -512,7 +537,7 @@ export class DataPlane implements ConnectionOwner {
       const reason = conn.recheck?.() ?? null;
       if (reason === null) continue;
       closed++;
-      this.#onFlow(
+      this.#decided(
         this.mesh.flow({
           direction: conn.direction === 'outbound' ? 'EGRESS' : 'INGRESS',
           forwarded: false,
@@ -522,6 +547,7 @@ export class DataPlane implements ConnectionOwner {
           dir: null,
           mtls: conn.extra.mtls === true,
         }),
+        null,
       );
       conn.close(
         'policy_changed',

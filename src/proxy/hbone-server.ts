@@ -8,6 +8,7 @@ import {
   type Http2Server,
   constants as h2,
   type IncomingHttpHeaders,
+  type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -51,6 +52,13 @@ export interface HboneServerOptions {
   readonly log: Logger;
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
+  /** TLS handshakes in progress at once; past it a new tunnel connection is refused (`handshake_limit`). */
+  readonly maxPendingHandshakes?: number;
+  /** After the handshake, the first CONNECT's headers must be complete within this (default: handshakeTimeoutMs). */
+  readonly headerTimeoutMs?: number;
+  /** PING each session this often; no answer within keepaliveTimeoutMs destroys it (its streams reset). */
+  readonly keepaliveIntervalMs?: number;
+  readonly keepaliveTimeoutMs?: number;
   /** Certificate and verification for the workload owning `ip`; null when ward holds no identity for it. */
   serverTls(ip: string): TunnelServerTls | null;
   /** Policy on a CONNECT: may `peer` reach `target`? (Target locality is checked here too.) */
@@ -60,6 +68,8 @@ export interface HboneServerOptions {
   /** Counts a tunnel connection refused before any stream. */
   onRefused(reason: string): void;
   onAccepted(): void;
+  /** A finished TLS handshake, with seconds since the connection was accepted. */
+  onHandshake?(seconds: number): void;
 }
 
 const peers = new WeakMap<object, TunnelPeer>();
@@ -69,6 +79,17 @@ export class HboneServer {
   readonly #h2: Http2Server;
   /** The peer of the connection being handed to the HTTP/2 server; its 'session' event fires synchronously. */
   #handingOver: TunnelPeer | null = null;
+  /** The header timer of the connection being handed over (set with #handingOver). */
+  #headerTimer: NodeJS.Timeout | null = null;
+  /** The header timer of each session that has not had a stream yet. */
+  readonly #firstStream = new WeakMap<object, NodeJS.Timeout>();
+  /** TLS handshakes started and not yet finished or failed. */
+  #pending = 0;
+
+  /** TLS handshakes in progress now. */
+  get pendingHandshakes(): number {
+    return this.#pending;
+  }
 
   constructor(opts: HboneServerOptions) {
     this.#opts = opts;
@@ -78,7 +99,9 @@ export class HboneServer {
     });
     this.#h2.on('session', (session) => {
       if (this.#handingOver !== null) peers.set(session, this.#handingOver);
+      if (this.#headerTimer !== null) this.#firstStream.set(session, this.#headerTimer);
       session.setLocalWindowSize(CONNECTION_WINDOW);
+      if (opts.keepaliveIntervalMs !== undefined) this.#keepalive(session, opts.keepaliveIntervalMs);
       session.on('error', (err) =>
         opts.log.debug({ err: describeError(err).message }, 'tunnel session error'),
       );
@@ -92,6 +115,7 @@ export class HboneServer {
 
   /** A raw TCP connection captured for <local pod IP>:15008. */
   handle(socket: Socket): void {
+    const acceptedAt = performance.now();
     let dst: Endpoint;
     let src: Endpoint;
     try {
@@ -99,6 +123,11 @@ export class HboneServer {
       src = endpoint(socket.remoteAddress ?? '', socket.remotePort ?? 0);
     } catch {
       socket.destroy();
+      return;
+    }
+    const maxPending = this.#opts.maxPendingHandshakes ?? 1024;
+    if (this.#pending >= maxPending) {
+      this.#refuse(socket, 'handshake_limit', `${maxPending} TLS handshakes already in progress`, src, dst);
       return;
     }
     const creds = this.#opts.serverTls(dst.ip);
@@ -112,7 +141,16 @@ export class HboneServer {
       secureContext: creds.secureContext,
       requestCert: true,
     });
+    this.#pending++;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      this.#pending--;
+    };
+    tls.once('close', settle);
     const timer = setTimeout(() => {
+      settle();
       this.#refuse(
         tls,
         'handshake_timeout',
@@ -124,12 +162,15 @@ export class HboneServer {
     timer.unref();
     const onError = (err: Error) => {
       clearTimeout(timer);
+      settle();
       this.#refuse(tls, 'tls_error', describeError(err).message, src, dst);
     };
     tls.once('error', onError);
     socket.resume();
     tls.once('secure', () => {
       clearTimeout(timer);
+      settle();
+      this.#opts.onHandshake?.((performance.now() - acceptedAt) / 1000);
       tls.off('error', onError);
       tls.on('error', () => {});
       if (tls.alpnProtocol !== HBONE_ALPN) {
@@ -146,12 +187,60 @@ export class HboneServer {
       // (tls.Server clears it); Http2Session would then wait for a 'secureConnect' that never comes.
       (tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       this.#handingOver = { spiffeId: check.spiffeId, src, dst };
+      // Slowloris: a verified peer that never completes a request (HEADERS without END_HEADERS, or
+      // nothing at all) must not hold the session forever; the first stream has to arrive in time.
+      const headerTimeoutMs = this.#opts.headerTimeoutMs ?? this.#opts.handshakeTimeoutMs;
+      const headerTimer = setTimeout(() => {
+        this.#refuse(tls, 'header_timeout', `no complete CONNECT within ${headerTimeoutMs} ms`, src, dst);
+      }, headerTimeoutMs);
+      headerTimer.unref();
+      tls.once('close', () => clearTimeout(headerTimer));
+      this.#headerTimer = headerTimer;
       try {
         this.#h2.emit('connection', tls);
       } finally {
         this.#handingOver = null;
+        this.#headerTimer = null;
       }
     });
+  }
+
+  /**
+   * A tunnel whose TCP path is cut sends nothing and closes nothing: without a PING of its own the server
+   * would keep the session, its streams and their upstream connections until the idle timeout.
+   */
+  #keepalive(session: ServerHttp2Session, intervalMs: number): void {
+    const timeoutMs = this.#opts.keepaliveTimeoutMs ?? intervalMs;
+    let sentAt = 0;
+    let lastAck = Date.now();
+    const timer = setInterval(
+      () => {
+        const now = Date.now();
+        if (session.destroyed) {
+          clearInterval(timer);
+        } else if (sentAt !== 0) {
+          if (now - sentAt > timeoutMs) {
+            clearInterval(timer);
+            this.#opts.log.info({ component: 'tunnel', afterMs: now - sentAt }, 'tunnel keepalive timed out');
+            session.destroy();
+          }
+        } else if (now - lastAck >= intervalMs) {
+          sentAt = now;
+          try {
+            session.ping((err) => {
+              if (err !== null) return;
+              sentAt = 0;
+              lastAck = Date.now();
+            });
+          } catch {
+            clearInterval(timer);
+          }
+        }
+      },
+      Math.max(10, Math.min(intervalMs, timeoutMs) / 2),
+    );
+    timer.unref();
+    session.once('close', () => clearInterval(timer));
   }
 
   #refuse(socket: Socket, reason: string, message: string, src: Endpoint, dst: Endpoint): void {
@@ -164,6 +253,10 @@ export class HboneServer {
   }
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    if (stream.session !== undefined) {
+      clearTimeout(this.#firstStream.get(stream.session));
+      this.#firstStream.delete(stream.session);
+    }
     const peer = stream.session === undefined ? undefined : peers.get(stream.session);
     const owner = this.#opts.owner;
     if (peer === undefined) {

@@ -22,6 +22,8 @@ interface WardSocketAddon {
   setBufferSizes(fd: number, sndbuf: number, rcvbuf: number): void;
   getBufferSizes(fd: number): [number, number];
   closeFd(fd: number): void;
+  getNofileLimit(): [number, number];
+  setNofileLimit(soft: number, hard: number): void;
 }
 
 const require = createRequire(import.meta.url);
@@ -115,4 +117,14 @@ export function setBufferSizesFd(fd: number, sndbuf: number, rcvbuf: number): vo
 /** [SO_SNDBUF, SO_RCVBUF] as the kernel reports them (twice what was set). */
 export function getBufferSizes(s: Socket): [number, number] {
   return guarded('SO_SNDBUF/SO_RCVBUF', () => addon.getBufferSizes(fdOf(s)));
+}
+
+/** RLIMIT_NOFILE as [soft, hard]; -1 is RLIM_INFINITY. */
+export function getNofileLimit(): [number, number] {
+  return addon.getNofileLimit();
+}
+
+/** setrlimit(RLIMIT_NOFILE); throws the addon's errno error (EPERM past the hard limit or fs.nr_open). */
+export function setNofileLimit(soft: number, hard: number): void {
+  addon.setNofileLimit(soft, hard);
 }

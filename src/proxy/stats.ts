@@ -1,4 +1,6 @@
 // Counters of one worker, posted whole to the main thread, which sums them across workers.
+import { addHistogram, emptyHistogram, type HistogramCounts } from '../observe/histogram.ts';
+
 export type Direction = 'outbound' | 'inbound';
 
 /** Why a connection ended; one of these ends every access-log line. */
@@ -49,11 +51,34 @@ export interface TunnelCounters {
   refused: Record<string, number>;
 }
 
+/** Handshake and setup durations, in seconds. */
+export interface TimingCounters {
+  /** Outbound tunnels: TCP connect start to TLS handshake done (ward as the TLS client). */
+  tlsClient: HistogramCounts;
+  /** Inbound tunnels: accepted to TLS handshake done (ward as the TLS server), successful ones only. */
+  tlsServer: HistogramCounts;
+  /** Outbound tunnels: TCP connect start to the HTTP/2 session being ready for streams. */
+  tunnelSetup: HistogramCounts;
+}
+
 export interface WorkerCounters {
   active: number;
   outbound: DirectionCounters;
   inbound: DirectionCounters;
   tunnels: TunnelCounters;
+  timings: TimingCounters;
+  /** Policy decisions, keyed `decisionKey(...)`. */
+  decisions: Record<string, number>;
+}
+
+/** The key of a policy decision counter: `<INGRESS|EGRESS>|<FORWARDED|DROPPED>|<authRequired>|<reason>`. */
+export function decisionKey(
+  direction: string,
+  verdict: string,
+  authRequired: boolean,
+  reason: string,
+): string {
+  return `${direction}|${verdict}|${authRequired ? 'true' : 'false'}|${reason}`;
 }
 
 export function emptyCounters(): WorkerCounters {
@@ -62,6 +87,8 @@ export function emptyCounters(): WorkerCounters {
     outbound: { opened: 0, closed: {}, bytesUp: 0, bytesDown: 0 },
     inbound: { opened: 0, closed: {}, bytesUp: 0, bytesDown: 0 },
     tunnels: { opened: 0, accepted: 0, refused: {} },
+    timings: { tlsClient: emptyHistogram(), tlsServer: emptyHistogram(), tunnelSetup: emptyHistogram() },
+    decisions: {},
   };
 }
 
@@ -85,6 +112,11 @@ export function sumCounters(all: Iterable<WorkerCounters>): WorkerCounters {
     for (const [reason, n] of Object.entries(c.tunnels.refused)) {
       total.tunnels.refused[reason] = (total.tunnels.refused[reason] ?? 0) + n;
     }
+    addHistogram(total.timings.tlsClient, c.timings.tlsClient);
+    addHistogram(total.timings.tlsServer, c.timings.tlsServer);
+    addHistogram(total.timings.tunnelSetup, c.timings.tunnelSetup);
+    for (const [key, n] of Object.entries(c.decisions))
+      total.decisions[key] = (total.decisions[key] ?? 0) + n;
   }
   return total;
 }

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { WardError } from '../errors.ts';
+import type { LogLevel } from '../log.ts';
 import type { FlowRecord } from '../observe/flow.ts';
 import type { CredentialsSnapshot } from '../svid/index.ts';
 import type { ControlSnapshot } from './mesh.ts';
@@ -52,6 +53,7 @@ export class Supervisor {
   #restartsTotal = 0;
   #control: ControlSnapshot | null = null;
   #credentials: CredentialsSnapshot | null = null;
+  #logLevel: LogLevel;
   readonly #onFlows: (flows: readonly FlowRecord[]) => void;
 
   constructor(
@@ -63,6 +65,7 @@ export class Supervisor {
     this.#config = config;
     this.#log = log;
     this.#onFlows = onFlows;
+    this.#logLevel = config.log.level;
     this.#slots = Array.from({ length: workers }, (_, index) => ({
       index,
       worker: null,
@@ -97,6 +100,7 @@ export class Supervisor {
       maxConnections: Math.max(1, Math.ceil(this.#config.proxy.maxConnections / this.#slots.length)),
       control: this.#control,
       credentials: this.#credentials,
+      logLevel: this.#logLevel,
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ward-worker-${slot.index}` });
     slot.worker = worker;
@@ -183,6 +187,17 @@ export class Supervisor {
     this.#credentials = credentials;
     for (const s of this.#slots)
       s.worker?.postMessage({ type: 'credentials', credentials } satisfies ToWorker);
+  }
+
+  /** A new log level for every worker now and every worker that starts later. */
+  setLogLevel(level: LogLevel): void {
+    this.#logLevel = level;
+    for (const s of this.#slots) s.worker?.postMessage({ type: 'logging', level } satisfies ToWorker);
+  }
+
+  /** True while at least one worker has its listeners bound and is serving (not draining). */
+  listening(): boolean {
+    return !this.#stopping && this.#slots.some((s) => s.state === 'ready');
   }
 
   /** Tunnels and streams summed across workers. */

@@ -45,8 +45,10 @@ export interface TunnelPoolOptions {
   /** An unconnected TCP socket for the tunnel (bypass mark, source address, buffer sizes set). */
   readonly socketFactory: (peer: Endpoint, sourceIp: string | undefined) => Socket;
   readonly log: Logger;
-  /** Called once per tunnel connection whose handshake succeeded. */
-  readonly onTunnelOpened?: () => void;
+  /** Called once per tunnel whose HTTP/2 session is ready, with seconds since its TCP connect began. */
+  readonly onTunnelOpened?: (setupSeconds: number) => void;
+  /** Called once per finished TLS handshake, with seconds since the TCP connect began. */
+  readonly onHandshake?: (seconds: number) => void;
 }
 
 export type StreamCallback = (
@@ -73,6 +75,8 @@ class Tunnel {
   lastUsed = Date.now();
   pingSentAt = 0;
   lastPingAck = Date.now();
+  /** performance.now() when the TCP connect began, for the setup-duration metrics. */
+  connectStartedAt = 0;
   readonly waiters: Waiter[] = [];
 
   constructor(pool: TunnelPool, spec: TunnelSpec, maxStreams: number) {
@@ -172,6 +176,7 @@ export class TunnelPool {
       );
       return;
     }
+    t.connectStartedAt = performance.now();
     raw.connect({ port: spec.peer.port, host: spec.peer.ip });
     // No SNI and no hostname check: the peer is named by its SPIFFE ID, which spec.tls.verify checks.
     const socket: TLSSocket = tlsConnect({
@@ -198,6 +203,7 @@ export class TunnelPool {
     };
     socket.once('error', onEarlyError);
     socket.once('secureConnect', () => {
+      this.#opts.onHandshake?.((performance.now() - t.connectStartedAt) / 1000);
       if (socket.alpnProtocol !== HBONE_ALPN) {
         socket.off('error', onEarlyError);
         socket.destroy();
@@ -242,7 +248,7 @@ export class TunnelPool {
       socket.off('error', onEarlyError);
       session.setLocalWindowSize(CONNECTION_WINDOW);
       if (!t.transitionTo(['connecting'], 'ready')) return;
-      this.#opts.onTunnelOpened?.();
+      this.#opts.onTunnelOpened?.((performance.now() - t.connectStartedAt) / 1000);
       t.lastPingAck = Date.now();
       for (const w of t.waiters.splice(0)) this.#request(t, w.authority, w.cb);
     });

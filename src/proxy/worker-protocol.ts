@@ -1,5 +1,6 @@
 // Messages between the main thread (supervisor) and worker threads. Plain, structured-cloneable data.
 import type { Config } from '../config/schema.ts';
+import type { LogLevel } from '../log.ts';
 import type { FlowRecord } from '../observe/flow.ts';
 import type { CredentialsSnapshot } from '../svid/index.ts';
 import type { ControlSnapshot } from './mesh.ts';
@@ -12,13 +13,16 @@ export interface WorkerInit {
   /** The control plane and credentials as they are when the worker starts (a replacement starts current). */
   readonly control: ControlSnapshot | null;
   readonly credentials: CredentialsSnapshot | null;
+  /** The log level now (it may have been changed at run time since the config was read). */
+  readonly logLevel: LogLevel;
 }
 
 export type ToWorker =
   | { readonly type: 'drain'; readonly deadlineMs: number }
   | { readonly type: 'counters' }
   | { readonly type: 'control'; readonly control: ControlSnapshot }
-  | { readonly type: 'credentials'; readonly credentials: CredentialsSnapshot };
+  | { readonly type: 'credentials'; readonly credentials: CredentialsSnapshot }
+  | { readonly type: 'logging'; readonly level: LogLevel };
 
 export type FromWorker =
   | { readonly type: 'ready' }

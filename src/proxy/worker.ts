@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   if (port === null) throw new Error('src/proxy/worker.ts runs only as a worker thread');
   const init = workerData as WorkerInit;
   const config = init.config;
-  const root = initLogger(config.log.level, { node: config.node.name });
+  const root = initLogger(init.logLevel, { node: config.node.name });
   const log = root.child({ component: 'worker', worker: init.workerId });
   const accessLog = config.log.accessLog ? root.child({ component: 'access', worker: init.workerId }) : null;
   const send = (m: FromWorker) => port.postMessage(m);
@@ -73,6 +73,10 @@ async function main(): Promise<void> {
       case 'credentials':
         mesh.applyCredentials(m.credentials);
         send({ type: 'rechecked', closed: plane.recheckAll() });
+        break;
+      case 'logging':
+        // Child loggers without a level of their own follow the root's.
+        root.level = m.level;
         break;
       case 'drain':
         clearInterval(ticker);

@@ -60,7 +60,17 @@ function loadKey(key: Uint8Array | string): KeyObject {
 
 function keyMatches(key: KeyObject, leaf: Certificate): boolean {
   const a = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  const b = leaf.node.publicKey.export({ type: 'spki', format: 'der' });
+  let b: Buffer;
+  try {
+    b = leaf.node.publicKey.export({ type: 'spki', format: 'der' });
+  } catch (err) {
+    // A certificate that parses but whose SubjectPublicKeyInfo does not (OpenSSL "decode error").
+    throw new SvidError(
+      SvidErrorCode.MALFORMED_CERT,
+      `the certificate's public key cannot be read: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
   return a.equals(b);
 }
 

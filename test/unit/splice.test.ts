@@ -207,7 +207,8 @@ describe('splice', () => {
     await h.waitClosed();
     expect(h.lines).toHaveLength(1);
     expect(h.lines[0]).toMatchObject({ reason: 'idle_timeout' });
-    expect(Number(h.lines[0]?.durationMs)).toBeGreaterThanOrEqual(200);
+    // The coarse clock lags real time by up to one tick (50 ms for a 200 ms idle timeout).
+    expect(Number(h.lines[0]?.durationMs)).toBeGreaterThanOrEqual(150);
   });
 
   it('traffic keeps a connection from idling out', async () => {
