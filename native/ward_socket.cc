@@ -236,6 +236,17 @@ Napi::Value GetBufferSizes(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setAbortiveClose(fd, on): SO_LINGER {1, 0} when on (close(2) sends RST, also when the process or thread
+// dies), {0, 0} when off (an orderly close).
+Napi::Value SetAbortiveClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "setAbortiveClose(fd, on)");
+  struct linger l = {info[1].As<Napi::Boolean>().Value() ? 1 : 0, 0};
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) != 0) throw SysError(env, errno, "setsockopt", "SO_LINGER");
+  return env.Undefined();
+}
+
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   if (close(fd) != 0) throw SysError(info.Env(), errno, "close", std::to_string(fd));
@@ -282,6 +293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("connectSocket", Napi::Function::New(env, ConnectSocket));
   exports.Set("setBufferSizes", Napi::Function::New(env, SetBufferSizes));
   exports.Set("getBufferSizes", Napi::Function::New(env, GetBufferSizes));
+  exports.Set("setAbortiveClose", Napi::Function::New(env, SetAbortiveClose));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   return exports;
 }

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';
 import { type Endpoint, formatEndpoint } from '../net/address.ts';
+import { setAbortiveClose } from './socket-options.ts';
 import type { CloseReason, Direction, WorkerCounters } from './stats.ts';
 import type { Sweepable, Sweeper } from './sweeper.ts';
 
@@ -99,7 +100,13 @@ function onEnd(this: Side): void {
     this[kConn].sideClosed(this);
     return;
   }
-  this[kPeer].end();
+  orderly(this[kPeer]).end();
+}
+
+/** A socket about to be closed in order: clear the abortive close set at accept (see socket-options). */
+function orderly(s: Duplex): Duplex {
+  if (s instanceof Socket) setAbortiveClose(s, false);
+  return s;
 }
 
 function onError(this: Side, err: Error): void {
@@ -225,9 +232,15 @@ export class Connection implements Sweepable {
       reason =
         code === 'ECONNREFUSED'
           ? 'upstream_refused'
-          : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT' || code === 'EHOSTDOWN'
-            ? 'upstream_unreachable'
-            : 'upstream_error';
+          : wasReset
+            ? // Connected and reset before the connect event ran (one turn): a reset all the same.
+              'upstream_reset'
+            : code === 'EHOSTUNREACH' ||
+                code === 'ENETUNREACH' ||
+                code === 'ETIMEDOUT' ||
+                code === 'EHOSTDOWN'
+              ? 'upstream_unreachable'
+              : 'upstream_error';
     } else if (wasReset) {
       reason = isClient ? 'client_reset' : 'upstream_reset';
     } else {
@@ -283,8 +296,8 @@ export class Connection implements Sweepable {
     this.#finished = true;
     const upstream = this.upstream;
     if (graceful || reason === 'idle_timeout' || reason === 'shutdown' || reason === 'completed') {
-      this.client.destroy();
-      upstream?.destroy();
+      orderly(this.client).destroy();
+      if (upstream !== null) orderly(upstream).destroy();
     } else {
       resetSide(this.client);
       if (upstream !== null) resetSide(upstream);

@@ -22,7 +22,12 @@ import { TUNNEL_SOCKET_BUFFER } from './hbone.ts';
 import { connectViaTunnel } from './hbone-outbound.ts';
 import { type Admission, HboneServer, type TunnelPeer } from './hbone-server.ts';
 import type { MeshView } from './mesh.ts';
-import { createUpstreamFd, setBufferSizesFd } from './socket-options.ts';
+import {
+  createUpstreamFd,
+  setAbortiveClose,
+  setAbortiveCloseFd,
+  setBufferSizesFd,
+} from './socket-options.ts';
 import {
   type CloseReason,
   type Direction,
@@ -467,6 +472,8 @@ export class DataPlane implements ConnectionOwner {
       this.counters[direction].closed.client_reset = (this.counters[direction].closed.client_reset ?? 0) + 1;
       return null;
     }
+    // Should this process or worker die, the kernel resets the client instead of closing it in order.
+    setAbortiveClose(socket, true);
     const conn = new Connection(this, direction, socket, src, dst);
     this.register(conn);
     if (this.#draining) {
@@ -488,6 +495,7 @@ export class DataPlane implements ConnectionOwner {
 
   #upstreamSocket(src: Endpoint, dst: Endpoint): NetSocket {
     const fd = this.#upstreamFd(dst.family, src.family === dst.family ? src.ip : undefined);
+    setAbortiveCloseFd(fd, true);
     return new NetSocket({ fd, allowHalfOpen: true, manualStart: true } as ConstructorParameters<
       typeof NetSocket
     >[0]);

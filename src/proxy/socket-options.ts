@@ -22,6 +22,7 @@ interface WardSocketAddon {
   setBufferSizes(fd: number, sndbuf: number, rcvbuf: number): void;
   getBufferSizes(fd: number): [number, number];
   closeFd(fd: number): void;
+  setAbortiveClose(fd: number, on: boolean): void;
   getNofileLimit(): [number, number];
   setNofileLimit(soft: number, hard: number): void;
 }
@@ -127,4 +128,25 @@ export function getNofileLimit(): [number, number] {
 /** setrlimit(RLIMIT_NOFILE); throws the addon's errno error (EPERM past the hard limit or fs.nr_open). */
 export function setNofileLimit(soft: number, hard: number): void {
   addon.setNofileLimit(soft, hard);
+}
+
+/**
+ * SO_LINGER {1, 0}: the kernel answers a close — ward's own, or the one that comes when its process or a
+ * worker thread dies — with RST instead of FIN, so a client never mistakes a cut for a complete stream.
+ * Turned off again before every orderly close (a FIN passed on, an idle timeout, a drain), since an
+ * abortive close would drop data still in the send queue. Best effort: a socket already closed is left.
+ */
+export function setAbortiveClose(s: Socket, on: boolean): void {
+  const handle = (s as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return;
+  try {
+    addon.setAbortiveClose(fd, on);
+  } catch {
+    // The peer may have closed it under us; nothing to undo.
+  }
+}
+
+export function setAbortiveCloseFd(fd: number, on: boolean): void {
+  addon.setAbortiveClose(fd, on);
 }
