@@ -169,7 +169,19 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
   const controlStatus = (): ControlStatus | null => {
     if (config.policy.source === 'none' && config.inventory.source === 'none') return null;
     const snap = control?.engine.current();
+    const health = control?.health() ?? { policy: null, inventory: null };
+    const sourceProblems = (
+      [
+        ['policy', health.policy],
+        ['inventory', health.inventory],
+      ] as const
+    ).flatMap(([what, h]) =>
+      h !== null && !h.up ? [`${what} source: ${h.kind} is down (${h.detail ?? 'unknown'})`] : [],
+    );
     return {
+      policyUp: control !== null && (health.policy?.up ?? true),
+      inventoryUp: control !== null && (health.inventory?.up ?? true),
+      sourceProblems,
       policySource: config.policy.source,
       inventorySource: config.inventory.source,
       loaded: control !== null,

@@ -302,7 +302,7 @@ export function createWardMetrics(
   // ── sources ──
   gauge(
     'ward_source_up',
-    '1 when a control-plane source is healthy: svid = its stream/directory Available; policy and inventory = first snapshot loaded.',
+    '1 when a control-plane source is delivering: svid = its stream or directory Available; kubernetes = every watch watching (or relisting); files = a snapshot loaded; inventory file = read without error.',
     ['source', 'kind'],
     function* () {
       const s = snap().status;
@@ -310,10 +310,10 @@ export function createWardMetrics(
         yield [{ source: 'svid', kind: s.svid.kind }, s.svid.sourceState === 'Available' ? 1 : 0];
       if (s.control !== null) {
         if (s.control.policySource !== 'none') {
-          yield [{ source: 'policy', kind: s.control.policySource }, s.control.loaded ? 1 : 0];
+          yield [{ source: 'policy', kind: s.control.policySource }, s.control.policyUp ? 1 : 0];
         }
         if (s.control.inventorySource !== 'none') {
-          yield [{ source: 'inventory', kind: s.control.inventorySource }, s.control.loaded ? 1 : 0];
+          yield [{ source: 'inventory', kind: s.control.inventorySource }, s.control.inventoryUp ? 1 : 0];
         }
       }
     },

@@ -60,6 +60,11 @@ export interface ControlStatus {
   readonly warnings: number;
   readonly workloads: number;
   readonly lastChange: string;
+  /** Whether each configured source is delivering (a watch watching, a file read without error). */
+  readonly policyUp: boolean;
+  readonly inventoryUp: boolean;
+  /** Why a source is down. */
+  readonly sourceProblems: readonly string[];
 }
 
 export interface LocalWorkload {
@@ -166,6 +171,7 @@ export function problemsOf(s: NodeStatus): string[] {
       }`,
     );
   }
+  for (const p of s.control?.sourceProblems ?? []) out.push(p);
   if (s.control !== null && s.control.rejected > 0) {
     out.push(`policy: ${s.control.rejected} document(s) rejected (ward policy validate shows why)`);
   }

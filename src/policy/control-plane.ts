@@ -10,8 +10,18 @@ import { connectKube } from './kube/client.ts';
 import { createKubernetesSource } from './kubernetes-source.ts';
 import { Listeners } from './source.ts';
 
+/** Whether a source is delivering: a Kubernetes watch is watching, a file was read without error. */
+export interface SourceHealth {
+  readonly kind: 'kubernetes' | 'files' | 'file';
+  readonly up: boolean;
+  /** Why not, when it is not. */
+  readonly detail?: string;
+}
+
 export interface PolicyControlPlane {
   readonly engine: PolicyEngine;
+  /** Health of the configured policy and inventory sources (null where a source is not configured). */
+  health(): { readonly policy: SourceHealth | null; readonly inventory: SourceHealth | null };
   /** The current inventory (empty until a source delivers one). */
   inventory(): Inventory;
   /** Called with each new inventory, after the engine's cache was dropped for it. */
@@ -41,6 +51,9 @@ export async function startPolicyControlPlane(cfg: ControlPlaneConfig): Promise<
     inventoryListeners.emit(inv);
   };
   const closers: (() => Promise<void>)[] = [];
+  let kubeHealth: (() => SourceHealth) | null = null;
+  let filesHealth: (() => SourceHealth) | null = null;
+  let inventoryFileHealth: (() => SourceHealth) | null = null;
   try {
     if (cfg.policy.source === 'kubernetes' || cfg.inventory.source === 'kubernetes') {
       const k = cfg.kubernetes;
@@ -65,6 +78,19 @@ export async function startPolicyControlPlane(cfg: ControlPlaneConfig): Promise<
         if (cfg.inventory.source === 'kubernetes') setInventory(s.inventory);
       });
       closers.push(() => kube.close());
+      kubeHealth = () => {
+        // A watch that lists again after a 410 is still delivering; one in backoff is not.
+        const notWatching = [...kube.reflectors.entries()].filter(
+          ([, r]) => r.state !== 'watching' && r.state !== 'listing',
+        );
+        return notWatching.length === 0 && kube.state() !== undefined
+          ? { kind: 'kubernetes', up: true }
+          : {
+              kind: 'kubernetes',
+              up: false,
+              detail: notWatching.map(([name, r]) => `${name} ${r.state}`).join(', ') || 'not synced yet',
+            };
+      };
       await kube.start();
     }
     if (cfg.policy.source === 'files') {
@@ -77,6 +103,10 @@ export async function startPolicyControlPlane(cfg: ControlPlaneConfig): Promise<
       });
       files.onSnapshot((s) => engine.swap(s));
       closers.push(() => files.close());
+      filesHealth = () =>
+        files.current() !== undefined
+          ? { kind: 'files', up: true }
+          : { kind: 'files', up: false, detail: 'no snapshot yet' };
       await files.start();
     }
     if (cfg.inventory.source === 'file') {
@@ -87,6 +117,12 @@ export async function startPolicyControlPlane(cfg: ControlPlaneConfig): Promise<
       });
       inv.onInventory(setInventory);
       closers.push(() => inv.close());
+      inventoryFileHealth = () => {
+        const err = inv.lastError();
+        return err === undefined
+          ? { kind: 'file', up: true }
+          : { kind: 'file', up: false, detail: `${err.message} (the last good inventory stays)` };
+      };
       await inv.start();
     }
   } catch (err) {
@@ -95,6 +131,11 @@ export async function startPolicyControlPlane(cfg: ControlPlaneConfig): Promise<
   }
   return {
     engine,
+    health: () => ({
+      policy: cfg.policy.source === 'kubernetes' ? (kubeHealth?.() ?? null) : (filesHealth?.() ?? null),
+      inventory:
+        cfg.inventory.source === 'kubernetes' ? (kubeHealth?.() ?? null) : (inventoryFileHealth?.() ?? null),
+    }),
     inventory: () => inventory,
     onInventory: (l) => inventoryListeners.add(l),
     async close() {

@@ -12,7 +12,7 @@ export {
   kubernetesConfigSchema,
   policyConfigSchema,
 } from './config.ts';
-export type { ControlPlaneConfig, PolicyControlPlane } from './control-plane.ts';
+export type { ControlPlaneConfig, PolicyControlPlane, SourceHealth } from './control-plane.ts';
 export { startPolicyControlPlane } from './control-plane.ts';
 export type {
   AuthOutcome,

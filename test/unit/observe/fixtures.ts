@@ -53,6 +53,9 @@ export function nodeStatus(over: Partial<Mutable<NodeStatus>> = {}): NodeStatus 
       warnings: 1,
       workloads: 5,
       lastChange: '2025-01-01T00:00:00.000Z',
+      policyUp: true,
+      inventoryUp: true,
+      sourceProblems: [],
     },
     localWorkloads: [
       {

@@ -130,6 +130,31 @@ describe('ward metrics', () => {
     expect(sampleValue(m, 'ward_local_workloads_without_svid')).toBe(1);
   });
 
+  it('say a policy or inventory source is down when it stops delivering', async () => {
+    const base = nodeStatus();
+    const control = base.control;
+    if (control === null) throw new Error('fixture has a control status');
+    const metrics = createWardMetrics(
+      {
+        status: () => ({
+          ...base,
+          control: {
+            ...control,
+            policyUp: false,
+            inventoryUp: true,
+            sourceProblems: ['policy source: kubernetes is down (ciliumnetworkpolicies backoff)'],
+          },
+        }),
+        counters: emptyCounters,
+        loopLagSeconds: () => 0,
+      },
+      { version: 'x', defaults: false },
+    );
+    const m = parseExposition(await metrics.render());
+    expect(sampleValue(m, 'ward_source_up', { source: 'policy', kind: 'files' })).toBe(0);
+    expect(sampleValue(m, 'ward_source_up', { source: 'inventory', kind: 'file' })).toBe(1);
+  });
+
   it('keep label values to bounded sets: no addresses, ports or connection ids', async () => {
     const metrics = createWardMetrics(
       { status: () => nodeStatus(), counters, loopLagSeconds: () => 0 },

@@ -155,3 +155,22 @@ describe('ward status output', () => {
     );
   });
 });
+
+describe('source health in the problems list', () => {
+  it('names a source that stopped delivering and why', () => {
+    const base = nodeStatus();
+    if (base.control === null) throw new Error('fixture has a control status');
+    const s = {
+      ...base,
+      control: {
+        ...base.control,
+        inventoryUp: false,
+        sourceProblems: ['inventory source: file is down (bad YAML (the last good inventory stays))'],
+      },
+    };
+    expect(problemsOf(s)).toContain(
+      'inventory source: file is down (bad YAML (the last good inventory stays))',
+    );
+    expect(healthyOf(s)).toBe(false);
+  });
+});
