@@ -38,8 +38,7 @@ import { Supervisor } from './proxy/supervisor.ts';
 import { checkTproxySysctls } from './proxy/sysctl-check.ts';
 // The store is built here, next to its source, so the source's own state (the SPIRE stream) is visible
 // to readiness, status and metrics; createIdentityService() would hide it.
-import { createIdentityStore } from './svid/identity-store.ts';
-import { createSvidSource, type IdentityStore, type SourceState } from './svid/index.ts';
+import { createIdentityStore, createSvidSource, type IdentityStore, type SourceState } from './svid/index.ts';
 import type { SvidSource } from './svid/source.ts';
 
 const FLOW_RING_SIZE = 10_000;

@@ -40,6 +40,8 @@ export {
 } from './spiffe-id.ts';
 export type { SpiffeIdMatcher, VerifiedPeer } from './verify.ts';
 export { authorizeId } from './verify.ts';
+// The runtime builds source and store separately so that it can watch the source's own state.
+export { createIdentityStore };
 
 /** The SVID source the configuration names (not started). */
 export function createSvidSource(
