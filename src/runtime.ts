@@ -38,8 +38,7 @@ import { Supervisor } from './proxy/supervisor.ts';
 import { checkTproxySysctls } from './proxy/sysctl-check.ts';
 // The store is built here, next to its source, so the source's own state (the SPIRE stream) is visible
 // to readiness, status and metrics; createIdentityService() would hide it.
-import { createIdentityStore, createSvidSource, type IdentityStore, type SourceState } from './svid/index.ts';
-import type { SvidSource } from './svid/source.ts';
+import { createIdentityService, type IdentityService } from './svid/index.ts';
 
 const FLOW_RING_SIZE = 10_000;
 
@@ -75,42 +74,21 @@ export interface RunningWard {
   readonly stopped: Promise<void>;
 }
 
-/** An SVID source and the store following it, with the source's state history. */
+/** The identity service plus when and why its source last changed state (for status and metrics). */
 interface Identities {
-  readonly source: SvidSource;
-  readonly store: IdentityStore;
+  readonly service: IdentityService;
   since: number;
   reason: string | undefined;
 }
 
 function startIdentities(config: Readonly<Config>, root: Logger): Identities {
-  const slog = root.child({ component: 'svid' });
-  const source = createSvidSource(config.svid, slog);
-  const store = createIdentityStore({ source, log: slog });
-  const ids: Identities = { source, store, since: Date.now(), reason: undefined };
-  source.onStateChange((_state, reason) => {
+  const service = createIdentityService(config.svid, root);
+  const ids: Identities = { service, since: Date.now(), reason: undefined };
+  service.source.onStateChange((_state, reason) => {
     ids.since = Date.now();
     ids.reason = reason;
   });
-  source.start();
   return ids;
-}
-
-/** Resolves once the store left Initializing (or after `timeoutMs`), with its state then. */
-function identitiesReady(store: IdentityStore, timeoutMs: number): Promise<SourceState> {
-  if (store.state() !== 'Initializing') return Promise.resolve(store.state());
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      off();
-      resolve(store.state());
-    }, timeoutMs);
-    const off = store.onChange((s) => {
-      if (s.state === 'Initializing') return;
-      clearTimeout(timer);
-      off();
-      resolve(s.state);
-    });
-  });
 }
 
 export async function startWard(config: Readonly<Config>): Promise<RunningWard> {
@@ -153,15 +131,15 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
 
   const svidStatus = (now: number): SvidStatus | null => {
     if (identities === null) return null;
-    const snap = identities.store.snapshot();
+    const snap = identities.service.snapshot();
     return {
-      kind: identities.source.kind,
-      sourceState: identities.source.state(),
+      kind: identities.service.source.kind,
+      sourceState: identities.service.source.state(),
       sourceSince: new Date(identities.since).toISOString(),
       sourceReason: identities.reason,
       storeState: snap.state,
       identities: heldSvids(snap.identities, now),
-      stats: identities.store.stats(),
+      stats: identities.service.stats(),
     };
   };
 
@@ -257,8 +235,7 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
     loop.stop();
   };
   const closeControl = async () => {
-    await identities?.store.close();
-    await identities?.source.close();
+    await identities?.service.close();
     await control?.close();
   };
   try {
@@ -288,13 +265,13 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
     if (config.svid.source !== 'none') {
       const ids = startIdentities(config, root);
       identities = ids;
-      const state = await identitiesReady(ids.store, config.mesh.svidStartTimeout);
+      const state = await ids.service.ready(config.mesh.svidStartTimeout);
       log.info(
-        { source: config.svid.source, state, identities: ids.store.snapshot().identities.length },
+        { source: config.svid.source, state, identities: ids.service.snapshot().identities.length },
         'SVID source',
       );
-      supervisor.publishCredentials(ids.store.snapshot());
-      ids.store.onChange((snap) => supervisor.publishCredentials(snap));
+      supervisor.publishCredentials(ids.service.snapshot());
+      ids.service.onChange((snap) => supervisor.publishCredentials(snap));
     }
     if (config.policy.source !== 'none' || config.inventory.source !== 'none') {
       control = await startPolicyControlPlane({
@@ -396,7 +373,7 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
           workloads: control === null ? null : control.inventory().workloads(),
           policy: control === null || config.policy.source === 'none' ? null : control.engine.current(),
           bundles:
-            identities?.store.snapshot().bundles.map((b) => ({
+            identities?.service.snapshot().bundles.map((b) => ({
               trustDomain: b.trustDomain,
               authorities: b.caPem.split('-----BEGIN CERTIFICATE-----').length - 1,
             })) ?? [],

@@ -40,8 +40,6 @@ export {
 } from './spiffe-id.ts';
 export type { SpiffeIdMatcher, VerifiedPeer } from './verify.ts';
 export { authorizeId } from './verify.ts';
-// The runtime builds source and store separately so that it can watch the source's own state.
-export { createIdentityStore };
 
 /** The SVID source the configuration names (not started). */
 export function createSvidSource(
@@ -73,6 +71,8 @@ export function createSvidSource(
 }
 
 export interface IdentityService extends IdentityStore {
+  /** The source behind the store (its kind and own state: a stream can be down while SVIDs are held). */
+  readonly source: SvidSource;
   /** Resolves once the store left Initializing (or after `timeoutMs`), with its state then. */
   ready(timeoutMs: number): Promise<SourceState>;
   /** The SPIFFE ID of a workload under the configured scheme. */
@@ -90,6 +90,7 @@ export function createIdentityService(
   const store = createIdentityStore({ source, log: slog });
   source.start();
   return {
+    source,
     state: () => store.state(),
     snapshot: () => store.snapshot(),
     onChange: (l) => store.onChange(l),
