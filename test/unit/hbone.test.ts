@@ -3,48 +3,21 @@
 // this; the namespace suite covers it.
 import { createHash } from 'node:crypto';
 import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Keystream, keystreamSha256, serveLab } from '../../src/lab/peer.ts';
 import { type Endpoint, endpoint } from '../../src/net/address.ts';
-import { Connection, type ConnectionOwner } from '../../src/proxy/connection.ts';
+import { Connection } from '../../src/proxy/connection.ts';
 import { connectViaTunnel } from '../../src/proxy/hbone-outbound.ts';
 import { HboneServer } from '../../src/proxy/hbone-server.ts';
-import { emptyCounters } from '../../src/proxy/stats.ts';
-import { Sweeper } from '../../src/proxy/sweeper.ts';
 import { TunnelPool, type TunnelSpec } from '../../src/proxy/tunnel-pool.ts';
+import { TestOwner } from './test-owner.ts';
 import { checkPeer, makePki, type TestPki } from './tls-fixtures.ts';
 
-type Line = Record<string, unknown>;
 const MiB = 1 << 20;
 const CLIENT_ID = 'spiffe://spiffe.cilium/identity/1001';
 const SERVER_ID = 'spiffe://spiffe.cilium/identity/2002';
-
-class Owner implements ConnectionOwner {
-  readonly sweeper = new Sweeper(60_000, 5_000);
-  readonly counters = emptyCounters();
-  readonly lines: Line[] = [];
-  readonly accessLog = pino(
-    {},
-    new Writable({
-      write: (chunk: Buffer, _e, cb) => {
-        for (const l of chunk.toString().split('\n')) if (l !== '') this.lines.push(JSON.parse(l) as Line);
-        cb();
-      },
-    }),
-  );
-  readonly live = new Set<Connection>();
-  register(conn: Connection): void {
-    this.live.add(conn);
-    this.sweeper.add(conn);
-  }
-  connectionClosed(conn: Connection): void {
-    this.live.delete(conn);
-    this.sweeper.delete(conn);
-  }
-}
 
 let pki: TestPki;
 let backend: Server;
@@ -54,8 +27,8 @@ let resetterAddr: Endpoint;
 let tunnelServer: Server;
 let tunnelAddr: Endpoint;
 let hbone: HboneServer;
-const inbound = new Owner();
-const outbound = new Owner();
+const inbound = new TestOwner();
+const outbound = new TestOwner();
 let pool: TunnelPool;
 let proxy: Server;
 let proxyPort: number;
@@ -331,7 +304,7 @@ describe('HBONE tunnel', () => {
     });
     const decoy = createServer({ pauseOnConnect: true }, (s) => decoyServer.handle(s));
     const decoyAddr = await listen(decoy);
-    const owner = new Owner();
+    const owner = new TestOwner();
     const decoyProxy = createServer({ pauseOnConnect: true }, (client) => {
       const conn = new Connection(owner, 'outbound', client, endpoint('127.0.0.1', 1), backendAddr);
       owner.register(conn);

@@ -8,7 +8,6 @@
 
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { createSecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -17,11 +16,9 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveLab } from '../../../src/lab/peer.ts';
 import { type Endpoint, endpoint } from '../../../src/net/address.ts';
-import type { Connection, ConnectionOwner } from '../../../src/proxy/connection.ts';
 import { formatAuthority, parseAuthority } from '../../../src/proxy/hbone.ts';
 import { HboneServer } from '../../../src/proxy/hbone-server.ts';
-import { emptyCounters } from '../../../src/proxy/stats.ts';
-import { Sweeper } from '../../../src/proxy/sweeper.ts';
+import { TestOwner } from '../test-owner.ts';
 import { checkPeer, type Leaf, makePki, type TestPki } from '../tls-fixtures.ts';
 
 const CLIENT_ID = 'spiffe://spiffe.cilium/identity/1001';
@@ -32,31 +29,6 @@ const MAX_PENDING = 16;
 /** "No hang": every hostile connection is gone well within this. */
 const DEADLINE_MS = 5_000;
 
-class Owner implements ConnectionOwner {
-  readonly sweeper = new Sweeper(60_000, 5_000);
-  readonly counters = emptyCounters();
-  readonly lines: Record<string, unknown>[] = [];
-  readonly accessLog = pino(
-    {},
-    new Writable({
-      write: (chunk: Buffer, _e, cb) => {
-        for (const l of chunk.toString().split('\n'))
-          if (l !== '') this.lines.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  );
-  readonly live = new Set<Connection>();
-  register(conn: Connection): void {
-    this.live.add(conn);
-    this.sweeper.add(conn);
-  }
-  connectionClosed(conn: Connection): void {
-    this.live.delete(conn);
-    this.sweeper.delete(conn);
-  }
-}
-
 let pki: TestPki;
 let clientLeaf: Leaf;
 let backend: Server;
@@ -64,7 +36,7 @@ let backendAddr: Endpoint;
 let tunnel: Server;
 let tunnelPort: number;
 let hbone: HboneServer;
-const owner = new Owner();
+const owner = new TestOwner();
 const refused: string[] = [];
 /** Raw sockets the tunnel listener accepted and has not seen close: the server's view of open tunnels. */
 const openTunnels = new Set<Socket>();
