@@ -16,7 +16,7 @@ import {
   type SubscribeToX509SvidsResponse,
   services,
 } from './grpc-protos.ts';
-import { SourceBase } from './source.ts';
+import { GrpcStreamSource } from './grpc-source.ts';
 import { makeSpiffeId, parseTrustDomain } from './spiffe-id.ts';
 import { type StreamFailure, StreamRunner, statusName } from './stream-runner.ts';
 import { parseOwnSvid, type X509Svid } from './x509-svid.ts';
@@ -113,11 +113,11 @@ interface DelegatedStub {
   SubscribeToX509Bundles(req: object): grpc.ClientReadableStream<SubscribeToX509BundlesResponse>;
 }
 
-export class DelegatedIdentitySource extends SourceBase {
+export class DelegatedIdentitySource extends GrpcStreamSource {
   readonly kind = 'delegated' as const;
-  private readonly client: grpc.Client;
-  private readonly svidStream: StreamRunner<SubscribeToX509SvidsResponse>;
-  private readonly bundleStream: StreamRunner<SubscribeToX509BundlesResponse>;
+  protected readonly client: grpc.Client;
+  protected readonly svidStream: StreamRunner<SubscribeToX509SvidsResponse>;
+  protected readonly bundleStream: StreamRunner<SubscribeToX509BundlesResponse>;
   private readonly trustDomain: string | undefined;
   private svidPart: ParsedDelegatedSvids | undefined;
   private bundlePart: Map<string, TrustBundle> | undefined;
@@ -153,23 +153,6 @@ export class DelegatedIdentitySource extends SourceBase {
       onFailure: (f, retrying) => this.onFailure('SubscribeToX509Bundles', f, retrying),
       stopOn,
     });
-  }
-
-  start(): void {
-    this.svidStream.start();
-    this.bundleStream.start();
-  }
-
-  refresh(): void {
-    this.svidStream.restart();
-    this.bundleStream.restart();
-  }
-
-  async close(): Promise<void> {
-    this.svidStream.stop();
-    this.bundleStream.stop();
-    this.client.close();
-    this.transitionTo(['Initializing', 'Available'], 'Unavailable', 'closed');
   }
 
   private onSvids(msg: SubscribeToX509SvidsResponse): void {

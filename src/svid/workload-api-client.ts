@@ -15,7 +15,8 @@ import {
   type X509BundlesResponse,
   type X509SvidResponse,
 } from './grpc-protos.ts';
-import { SourceBase, type SvidSnapshot } from './source.ts';
+import { GrpcStreamSource } from './grpc-source.ts';
+import type { SvidSnapshot } from './source.ts';
 import { parseSpiffeId, parseTrustDomain } from './spiffe-id.ts';
 import { type StreamFailure, StreamRunner, statusName } from './stream-runner.ts';
 import { parseOwnSvid, type X509Svid } from './x509-svid.ts';
@@ -111,11 +112,11 @@ interface WorkloadStub {
   FetchX509Bundles(req: object, md: grpc.Metadata): grpc.ClientReadableStream<X509BundlesResponse>;
 }
 
-export class WorkloadApiSource extends SourceBase {
+export class WorkloadApiSource extends GrpcStreamSource {
   readonly kind = 'workload' as const;
-  private readonly client: grpc.Client;
-  private readonly svidStream: StreamRunner<X509SvidResponse>;
-  private readonly bundleStream: StreamRunner<X509BundlesResponse>;
+  protected readonly client: grpc.Client;
+  protected readonly svidStream: StreamRunner<X509SvidResponse>;
+  protected readonly bundleStream: StreamRunner<X509BundlesResponse>;
   private svidPart: ParsedX509Context | undefined;
   private bundlePart: Map<string, TrustBundle> | undefined;
 
@@ -150,23 +151,6 @@ export class WorkloadApiSource extends SourceBase {
       onFailure: (f, retrying) => this.onFailure('FetchX509Bundles', f, retrying),
       stopOn,
     });
-  }
-
-  start(): void {
-    this.svidStream.start();
-    this.bundleStream.start();
-  }
-
-  refresh(): void {
-    this.svidStream.restart();
-    this.bundleStream.restart();
-  }
-
-  async close(): Promise<void> {
-    this.svidStream.stop();
-    this.bundleStream.stop();
-    this.client.close();
-    this.transitionTo(['Initializing', 'Available'], 'Unavailable', 'closed');
   }
 
   private onSvids(msg: X509SvidResponse): void {
