@@ -131,14 +131,18 @@ async function activate(lab: Lab, path: PathName, certs: Certs, dir: string): Pr
 /** One request through the path before measuring; for ward-mtls, proof that it went over mTLS. */
 async function warmUp(lab: Lab, path: PathName, a: Active): Promise<void> {
   const t = a.target('http');
-  const res = await runIn(
-    lab.pod('client').ns,
-    [process.execPath, PEER_PROGRAM, 'get', '--to', `${t.host}:${t.port}`],
-    30_000,
-  );
-  const j = JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as { ok?: boolean; bytes?: number };
-  if (j.ok !== true || j.bytes !== 615)
-    throw new Error(`${path}: warm-up request failed: ${res.stdout} ${res.stderr}`);
+  // A peer's processes may still be coming up: up to three tries, a second apart.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const res = await runIn(
+      lab.pod('client').ns,
+      [process.execPath, PEER_PROGRAM, 'get', '--to', `${t.host}:${t.port}`, '--timeout', '5000'],
+      30_000,
+    );
+    const j = JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as { ok?: boolean; bytes?: number };
+    if (j.ok === true && j.bytes === 615) break;
+    if (attempt === 3) throw new Error(`${path}: warm-up request failed: ${res.stdout} ${res.stderr}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
   if (path.startsWith('ward-mtls')) {
     const ward = lab.node('a').ward;
     await ward?.waitForLine(
