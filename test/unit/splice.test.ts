@@ -7,6 +7,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endpoint } from '../../src/net/address.ts';
 import { Connection, type ConnectionOwner } from '../../src/proxy/connection.ts';
+import { pooledReadBuffers, usePooledReads } from '../../src/proxy/pooled-reads.ts';
 import { emptyCounters } from '../../src/proxy/stats.ts';
 import { Sweeper } from '../../src/proxy/sweeper.ts';
 
@@ -245,6 +246,72 @@ describe('splice', () => {
     expect(new Set(h.lines.map((l) => l.reason))).toEqual(new Set(['completed']));
     expect(h.counters.outbound.closed.completed).toBe(50);
   });
+});
+
+describe('bulk splice (cork and pooled read buffers)', () => {
+  it('the runtime lets an accepted socket read into pooled buffers', async () => {
+    // ward pins its Node version; this fails on a runtime where the switch no longer engages.
+    let accepted: Socket | undefined;
+    const s = createServer((c) => {
+      accepted = c;
+    });
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (s.address() as AddressInfo).port, host: '127.0.0.1' });
+    await new Promise((r) => client.on('connect', r));
+    for (let i = 0; i < 100 && accepted === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    const got: Buffer[] = [];
+    expect(
+      usePooledReads(accepted as Socket, (n, buf) => {
+        got.push(Buffer.from(buf.subarray(0, n)));
+        return true;
+      }),
+    ).toBe(true);
+    client.write('pooled');
+    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(Buffer.concat(got).toString()).toBe('pooled');
+    client.destroy();
+    accepted?.destroy();
+  });
+
+  it('64 MiB each way at once, through a reader that keeps stalling, arrives intact', async () => {
+    // The upstream echoes through a socket it pauses every few chunks: ward's writes then complete
+    // late and its read buffers are reused while others are still in flight. A buffer handed back
+    // before its write completed would corrupt the stream.
+    const size = 64 << 20;
+    const up = randomBytes(size);
+    const port = await upstream((s) => {
+      let n = 0;
+      s.on('data', (d: Buffer) => {
+        if (!s.write(d) || ++n % 7 === 0) {
+          s.pause();
+          setTimeout(() => s.resume(), n % 3);
+        }
+      });
+      s.on('end', () => s.end());
+    });
+    const h = harness();
+    const client = connect({ port: await h.listen(port), host: '127.0.0.1', allowHalfOpen: true });
+    const echoed = createHash('sha256');
+    let back = 0;
+    client.on('data', (d: Buffer) => {
+      echoed.update(d);
+      back += d.length;
+    });
+    const ended = new Promise((r) => client.on('end', r));
+    for (let off = 0; off < size; off += 1 << 20) {
+      if (!client.write(up.subarray(off, off + (1 << 20)))) await new Promise((r) => client.once('drain', r));
+    }
+    client.end();
+    await ended;
+    expect(back).toBe(size);
+    expect(echoed.digest('hex')).toBe(sha(up));
+    await h.waitClosed();
+    expect(h.lines[0]).toMatchObject({ reason: 'completed', bytesUp: size, bytesDown: size });
+    // The pooled path was taken: completed writes handed their buffers back.
+    expect(pooledReadBuffers()).toBeGreaterThan(0);
+    client.destroy();
+  }, 60_000);
 });
 
 describe('sweeper', () => {
