@@ -6,10 +6,10 @@
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { buildInventory, type WorkloadInput } from '../src/inventory/inventory.ts';
+import { buildInventory } from '../src/inventory/inventory.ts';
 import type { Connection } from '../src/policy/decide.ts';
 import { compileSnapshot, createPolicyEngine, decide, parseDocuments } from '../src/policy/index.ts';
-import type { RawDocument } from '../src/policy/manifest.ts';
+import { mulberry32, randomConnection, syntheticCluster } from './lib/policy-gen.ts';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
@@ -25,92 +25,11 @@ const { values } = parseArgs({
 const P = Number(values.policies);
 const W = Number(values.workloads);
 const SECONDS = Number(values.seconds);
-const NAMESPACES = 100;
 const REPLICAS = Number(values.replicas);
-const APPS_PER_NS = Math.max(1, Math.floor(W / NAMESPACES / REPLICAS)); // pods per identity: REPLICAS
 
-// Deterministic pseudo-random numbers (mulberry32), so runs compare.
-let seed = 42;
-const rand = () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-const pick = (n: number) => Math.floor(rand() * n);
-
-// Workloads: 100 namespaces, APPS_PER_NS apps each, REPLICAS pods per app (one identity per app).
-const workloads: WorkloadInput[] = [];
-for (let i = 0; i < W; i++) {
-  const ns = i % NAMESPACES;
-  const appN = Math.floor(i / NAMESPACES) % APPS_PER_NS;
-  workloads.push({
-    name: `w${i}`,
-    namespace: `ns${ns}`,
-    labels: { app: `app${appN}`, tier: appN % 3 === 0 ? 'web' : 'db' },
-    ips: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`],
-  });
-}
-
-// Policies: per namespace, CNPs selecting one app with ingress from two apps on 80/443 (every fourth
-// requires authentication), every tenth also an egress rule and a deny; 2% cluster-wide.
-const docs: RawDocument[] = [];
-for (let i = 0; i < P; i++) {
-  const ns = `ns${i % NAMESPACES}`;
-  const subject = `app${pick(APPS_PER_NS)}`;
-  const clusterwide = i % 50 === 0;
-  const spec: Record<string, unknown> = {
-    endpointSelector: { matchLabels: { app: subject } },
-    ingress: [
-      {
-        fromEndpoints: [
-          { matchLabels: { app: `app${pick(APPS_PER_NS)}` } },
-          { matchLabels: { app: `app${pick(APPS_PER_NS)}` } },
-        ],
-        toPorts: [
-          {
-            ports: [
-              { port: '80', protocol: 'TCP' },
-              { port: '443', protocol: 'TCP' },
-            ],
-          },
-        ],
-        ...(i % 4 === 0 ? { authentication: { mode: 'required' } } : {}),
-      },
-    ],
-  };
-  if (i % 10 === 0) {
-    spec.egress = [
-      { toEndpoints: [{ matchExpressions: [{ key: 'tier', operator: 'In', values: ['web', 'db'] }] }] },
-      { toEntities: ['world'] },
-    ];
-    spec.ingressDeny = [
-      {
-        fromEndpoints: [{ matchLabels: { app: `app${pick(APPS_PER_NS)}` } }],
-        toPorts: [{ ports: [{ port: '22' }] }],
-      },
-    ];
-  }
-  docs.push({
-    file: `bench/${i}.yaml`,
-    document: 0,
-    prefix: '',
-    value: clusterwide
-      ? {
-          apiVersion: 'cilium.io/v2',
-          kind: 'CiliumClusterwideNetworkPolicy',
-          metadata: { name: `p${i}` },
-          spec,
-        }
-      : {
-          apiVersion: 'cilium.io/v2',
-          kind: 'CiliumNetworkPolicy',
-          metadata: { name: `p${i}`, namespace: ns },
-          spec,
-        },
-  });
-}
+// Deterministic pseudo-random numbers, so runs compare; the cluster generator is shared with bench/scale.
+const rng = mulberry32(42);
+const { workloads, docs } = syntheticCluster({ policies: P, workloads: W, replicas: REPLICAS }, rng);
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
@@ -133,12 +52,7 @@ gc();
 const heap2 = process.memoryUsage().heapUsed;
 
 const peers = inventory.workloads().map((w) => w.peer);
-const conn = (): Connection => ({
-  src: peers[pick(peers.length)]!,
-  dst: peers[pick(peers.length)]!,
-  dport: rand() < 0.5 ? 80 : 443,
-  protocol: 'TCP',
-});
+const conn = (): Connection => randomConnection(peers, rng);
 
 // Warm the per-identity rule selection once (what a live node does as identities first appear).
 t0 = process.hrtime.bigint();
