@@ -10,6 +10,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          globalSetup: ['test/unit/global-setup.ts'],
           testTimeout: 30_000,
         },
       },

@@ -8,9 +8,10 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab } from '../../src/lab/lab.ts';
+import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { hardNofile, sleep, startIn, waitFor } from './exec.ts';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const _ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export type PeerName = 'haproxy' | 'nginx' | 'stunnel';
 export const PEERS: readonly PeerName[] = ['haproxy', 'nginx', 'stunnel'];
@@ -77,7 +78,7 @@ export function issueCerts(lab: Lab, dir: string): Certs {
       process.execPath,
       [
         '--disable-warning=ExperimentalWarning',
-        join(ROOT, 'src/cli/main.ts'),
+        WARD_MAIN,
         'ca',
         'issue',
         '--dir',

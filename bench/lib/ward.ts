@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { type Lab, type LabNode, WardProcess } from '../../src/lab/lab.ts';
+import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { hardNofile, sleep, startIn, waitFor } from './exec.ts';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const WARD_MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const _ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export type WardMode = 'mtls' | 'plain';
 

@@ -22,8 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import YAML from 'yaml';
 import { buildInventory, spiffeIdFor, type WorkloadInput } from '../inventory/index.ts';
 import {
@@ -36,10 +35,9 @@ import {
   run,
   sysctlIn,
 } from './netns.ts';
+import { ensureBuilt, WARD_MAIN } from './ward-entry.ts';
 
 export const LAB_PREFIX = 'ward-';
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const WARD_MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const GATEWAY = '169.254.1.1';
 
 export interface LabNodeSpec {
@@ -362,6 +360,7 @@ export class Lab {
 
   /** Builds the namespaces (after removing leftovers of a lab with the same name) and starts the wards. */
   static async create(options: LabOptions): Promise<Lab> {
+    ensureBuilt();
     const lab = new Lab(options);
     Lab.destroyByName(lab.name, lab.dir);
     mkdirSync(lab.dir, { recursive: true });

@@ -11,7 +11,7 @@ import type { ControlSnapshot } from './mesh.ts';
 import { emptyCounters, sumCounters, type WorkerCounters } from './stats.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
-const WORKER_URL = new URL('./worker.ts', import.meta.url);
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
 const STABLE_MS = 30_000;

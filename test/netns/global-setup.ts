@@ -2,6 +2,7 @@
 // their processes). Every test file also removes what it made in its afterAll hook.
 import { Lab } from '../../src/lab/lab.ts';
 import { listNamespaces } from '../../src/lab/netns.ts';
+import { ensureBuilt } from '../../src/lab/ward-entry.ts';
 
 export default function setup(): () => void {
   if (process.getuid?.() !== 0) {
@@ -13,5 +14,7 @@ export default function setup(): () => void {
     }
   };
   sweep();
+  // The labs start ward from dist/ (src/lab/ward-entry.ts).
+  ensureBuilt();
   return sweep;
 }

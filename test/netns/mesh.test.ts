@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LogLine } from '../../src/lab/lab.ts';
 import { run } from '../../src/lab/netns.ts';
 import { keystreamSha256 } from '../../src/lab/peer.ts';
+import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { holdConnection, labName, peer, servePeer, until } from './helpers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -207,7 +208,7 @@ describe('the seed scenario', () => {
         run([
           process.execPath,
           '--disable-warning=ExperimentalWarning',
-          join(ROOT, 'src/cli/main.ts'),
+          WARD_MAIN,
           'ca',
           'issue',
           '--dir',

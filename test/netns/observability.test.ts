@@ -5,13 +5,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.ts';
+import { WARD_MAIN as WARD } from '../../src/lab/ward-entry.ts';
 import { type MetricFamily, parseExposition, sampleSum, sampleValue } from '../../src/observe/prom-text.ts';
 import { labName, peer, servePeer, until } from './helpers.ts';
-
-const WARD = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 const POLICIES = {
   '00-deny.yaml': `apiVersion: cilium.io/v2

@@ -3,15 +3,14 @@
 // RLIMIT_NOFILE is raised to what proxy.maxConnections needs, or ward refuses saying why.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { Lab, type LabNode } from '../../src/lab/lab.ts';
+import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { nofileWanted } from '../../src/proxy/rlimit.ts';
 import { getNofileLimit } from '../../src/proxy/socket-options.ts';
 import { labName, peer, servePeer } from './helpers.ts';
 
-const WARD_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 let lab: Lab;
 let server: { stop: () => void };
 let to: string;

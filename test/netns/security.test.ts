@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.ts';
+import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { labName, servePeer, until } from './helpers.ts';
 
 const POLICY = `apiVersion: cilium.io/v2
@@ -221,7 +222,7 @@ describe('secrets', () => {
       process.execPath,
       [
         '--disable-warning=ExperimentalWarning',
-        join(import.meta.dirname, '../../src/cli/main.ts'),
+        WARD_MAIN,
         'ca',
         'issue',
         '--dir',

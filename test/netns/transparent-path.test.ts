@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode } from '../../src/lab/lab.ts';
 import { keystreamSha256 } from '../../src/lab/peer.ts';
+import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { holdConnection, labName, peer, servePeer, stableRuleset, until } from './helpers.ts';
 
 const MiB = 1 << 20;
@@ -195,7 +196,7 @@ describe('rules and processes', () => {
         node.ns,
         process.execPath,
         '--disable-warning=ExperimentalWarning',
-        'src/cli/main.ts',
+        WARD_MAIN,
         'run',
         '--config',
         node.configPath,

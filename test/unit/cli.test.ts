@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,33 @@ function ward(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe('ward CLI', () => {
+  it('the launcher runs dist/ and refuses a dist/ that is missing or older than src/', () => {
+    const root = join(dir, 'install');
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    mkdirSync(join(root, 'src'), { recursive: true });
+    copyFileSync(WARD, join(root, 'bin', 'ward'));
+    const launch = () =>
+      spawnSync(join(root, 'bin', 'ward'), [], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    writeFileSync(join(root, 'src', 'main.ts'), '');
+    let res = launch();
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain('dist is not built');
+    mkdirSync(join(root, 'dist', 'cli'), { recursive: true });
+    writeFileSync(join(root, 'dist', 'cli', 'main.js'), "console.log('ran dist');\n");
+    writeFileSync(join(root, 'dist', 'BUILD'), '');
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(root, 'dist', 'BUILD'), past, past);
+    res = launch();
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain('is older than');
+    expect(res.stderr).toContain("run 'npm run build'");
+    utimesSync(join(root, 'src', 'main.ts'), past, past);
+    utimesSync(join(root, 'dist', 'BUILD'), new Date(), new Date());
+    res = launch();
+    expect(res.stderr).toBe('');
+    expect(res.stdout).toBe('ran dist\n');
+  });
+
   it('--version prints the ward and Node.js versions, on Node 24', () => {
     const res = ward(['--version']);
     expect(res.status).toBe(0);

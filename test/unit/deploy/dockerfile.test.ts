@@ -65,7 +65,16 @@ describe('deploy/Dockerfile', () => {
       .filter((l) => l.startsWith('COPY ') && !l.includes('--from'))
       .flatMap((l) => l.split(/\s+/).slice(1, -1));
     expect(sources).toEqual(
-      expect.arrayContaining(['package.json', 'package-lock.json', 'scripts', 'native', 'bin', 'src']),
+      expect.arrayContaining([
+        'package.json',
+        'package-lock.json',
+        'tsconfig.json',
+        'tsconfig.build.json',
+        'scripts',
+        'native',
+        'bin',
+        'src',
+      ]),
     );
     for (const s of sources) {
       expect(existsSync(`${ROOT}${s}`), s).toBe(true);
@@ -79,7 +88,7 @@ describe('deploy/Dockerfile', () => {
   it('the launcher and the init container use the Node.js 24 the image ships in node_modules', () => {
     expect(readFileSync(`${ROOT}bin/ward`, 'utf8')).toContain('node_modules/.bin/node');
     const ds = readFileSync(`${ROOT}deploy/helm/ward/templates/daemonset.yaml`, 'utf8');
-    expect(ds).toContain('/app/node_modules/.bin/node, /app/src/init/pod-cidrs.ts');
+    expect(ds).toContain('/app/node_modules/.bin/node, /app/dist/init/pod-cidrs.js');
     const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as {
       dependencies: Record<string, string>;
     };

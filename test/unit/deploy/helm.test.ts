@@ -244,7 +244,7 @@ describe('values reach the objects', () => {
   it('by default an init container finds the pod CIDRs, with get on nodes and ciliumnodes only', () => {
     const objs = render();
     const init = podSpec(objs).initContainers.find((c: Any) => c.name === 'pod-cidrs');
-    expect(init.command).toContain('/app/src/init/pod-cidrs.ts');
+    expect(init.command).toContain('/app/dist/init/pod-cidrs.js');
     expect(init.command.join(' ')).toContain('--out /run/ward/pod-cidrs.env');
     expect(wardContainer(objs).command.join(' ')).toContain('. /run/ward/pod-cidrs.env');
     expect(rbacRules(objs, 'ward-pod-cidrs')).toEqual(['/nodes:get', 'cilium.io/ciliumnodes:get']);
