@@ -6,11 +6,14 @@
 //     holds N identities in ward's identity store and measures memory and rotation CPU
 //
 // measure drives the path a running ward takes: a Delegated Identity API response (DER chain and PKCS#8
-// key per SVID, as SPIRE or `ward ca serve` sends it) → parseDelegatedSvids (parse, SVID profile checks,
-// key ↔ certificate match) → the source's snapshot → the identity store (PEM for the workers, timers at
-// half-life and expiry, one log line per SVID) → the main thread's CredentialView (a SecureContext per
-// identity) → each worker thread's CredentialView (the snapshot structured-cloned, as postMessage does,
-// then a SecureContext per identity again).
+// key per SVID, as SPIRE or `ward ca serve` sends it) → parseDelegatedSvids with the source's OwnSvidMemo
+// (parse, SVID profile checks, key ↔ certificate match for SVIDs whose bytes are new; the others reused)
+// → the source's snapshot → the identity store (PEM for the workers, timers at half-life and expiry, one
+// log line per SVID) → the main thread's CredentialView (a SecureContext per changed identity) → each
+// worker thread's CredentialView (the snapshot structured-cloned, as postMessage does, then a
+// SecureContext per changed identity again). The views build large change sets in chunks between turns
+// of the event loop: each phase is timed until its view has built everything, and the longest stretch a
+// worker view kept its thread busy (apply() itself, or one chunk) is measured with an event-loop probe.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +29,7 @@ import { parseDelegatedBundles, parseDelegatedSvids } from '../../src/svid/deleg
 import { DEFAULT_SVID_TTL_MS, loadCaDir } from '../../src/svid/dev-ca.ts';
 import type { SubscribeToX509SvidsResponse } from '../../src/svid/grpc-protos.ts';
 import { createIdentityStore } from '../../src/svid/identity-store.ts';
+import { OwnSvidMemo } from '../../src/svid/own-svid-memo.ts';
 import { SourceBase, type SvidSnapshot } from '../../src/svid/source.ts';
 import { fullGc } from '../lib/child.ts';
 import { decodeEntries, type PoolEntry, type SvidChildResult, type SvidPool, TRUST_DOMAIN } from './svid.ts';
@@ -130,8 +134,13 @@ function mem(): Mem {
  * Runs the whole path once on a few identities of its own (a load, then a rotation) and drops it, so the
  * code it loads and compiles (pino, @peculiar/x509, the TLS bindings) is in the baseline, not in the Δ.
  */
-function warmUp(entries: readonly Entry[], bundles: SvidSnapshot['bundles'], log: Logger): void {
+async function warmUp(
+  entries: readonly Entry[],
+  bundles: SvidSnapshot['bundles'],
+  log: Logger,
+): Promise<void> {
   const source = new BenchSource(log);
+  const memo = new OwnSvidMemo();
   const store = createIdentityStore({ source, log });
   const view = createCredentialView();
   store.onChange((s) => view.apply(structuredClone(s)));
@@ -139,14 +148,37 @@ function warmUp(entries: readonly Entry[], bundles: SvidSnapshot['bundles'], log
     const parsed = parseDelegatedSvids(
       response(entries.slice(r * WARM_IDS, (r + 1) * WARM_IDS)),
       TRUST_DOMAIN,
+      memo,
     );
     source.push({ svids: parsed.svids, bundles, federatesWith: [] });
+    await Promise.all([store.view().built(), view.built()]);
   }
   if (view.identities().length !== WARM_IDS) throw new Error('the warm-up did not load');
   void store.close();
 }
 
-function measure(): void {
+/**
+ * The longest stretch the event loop was held while `work` ran: a setImmediate probe re-arms itself each
+ * turn and records the largest gap between two of its runs (apply() itself is timed by the caller).
+ */
+async function longestTurnMs(work: () => Promise<void>): Promise<number> {
+  let max = 0;
+  let last = performance.now();
+  let running = true;
+  const probe = (): void => {
+    const now = performance.now();
+    max = Math.max(max, now - last);
+    last = now;
+    if (running) setImmediate(probe);
+  };
+  setImmediate(probe);
+  await work();
+  running = false;
+  probe();
+  return max;
+}
+
+async function measure(): Promise<void> {
   const n = Number(values.n);
   const reps = Number(values.reps);
   const spread = Number(values.spread);
@@ -181,48 +213,68 @@ function measure(): void {
     pino.destination({ dest: '/dev/null', sync: true }),
   );
 
-  warmUp(warmSet, bundles, log);
+  await warmUp(warmSet, bundles, log);
   const m0 = mem();
   const source = new BenchSource(log);
+  // The Delegated Identity client's memo: SVIDs whose bytes the last message held are not parsed again.
+  const memo = new OwnSvidMemo();
   const store = createIdentityStore({ source, log });
   const workerViews: CredentialView[] = [];
-  let workerCpu = 0;
-  const onChange = (view: CredentialView) => (s: CredentialsSnapshot) => {
-    const t = process.cpuUsage();
-    view.apply(structuredClone(s));
-    workerCpu += cpuS(t);
-  };
+  // What the store posts; each worker view applies it after the main thread is done (postMessage is
+  // asynchronous), so the CPU of each phase is measured on its own.
+  let posted: CredentialsSnapshot | undefined;
+  store.onChange((s) => {
+    posted = s;
+  });
 
-  /** One message through the whole path; CPU seconds per phase. */
-  const deliver = (entries: readonly Entry[]) => {
+  /** One message through the whole path; CPU seconds per phase, the longest worker turn in ms. */
+  const deliver = async (entries: readonly Entry[]) => {
     const resp = response(entries);
-    workerCpu = 0;
+    posted = undefined;
     const t0 = process.cpuUsage();
     const w0 = process.hrtime.bigint();
-    const parsed = parseDelegatedSvids(resp, TRUST_DOMAIN);
+    const parsed = parseDelegatedSvids(resp, TRUST_DOMAIN, memo);
     const parse = cpuS(t0);
     if (parsed.rejected.length > 0) throw new Error(`SVIDs refused: ${JSON.stringify(parsed.rejected[0])}`);
     const t1 = process.cpuUsage();
     source.push({ svids: parsed.svids, bundles, federatesWith: [] });
-    const pushed = cpuS(t1);
+    await store.view().built();
+    const storeMain = cpuS(t1);
+    const snap = posted as CredentialsSnapshot | undefined;
+    if (snap === undefined) throw new Error('the store published nothing');
+    let workers = 0;
+    let workerStallMs = 0;
+    for (const view of workerViews) {
+      const t = process.cpuUsage();
+      let applyMs = 0;
+      const chunkMs = await longestTurnMs(async () => {
+        const a = performance.now();
+        view.apply(structuredClone(snap));
+        applyMs = performance.now() - a;
+        await view.built();
+      });
+      workers += cpuS(t);
+      workerStallMs = Math.max(workerStallMs, applyMs, chunkMs);
+    }
     const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
     return {
       parseS: parse,
-      storeMainS: pushed - workerCpu,
-      workersS: workerCpu,
-      totalS: parse + pushed,
+      storeMainS: storeMain,
+      workersS: workers,
+      workerStallMs,
+      totalS: parse + storeMain + workers,
       wallS,
     };
   };
 
-  const load = deliver(sets[0]!);
+  const load = await deliver(sets[0]!);
   if (store.view().identities().length !== n)
     throw new Error(`the store holds ${store.view().identities().length} of ${n} identities`);
   const m1 = mem();
   for (let w = 0; w < workers; w++) {
     const view = createCredentialView();
     view.apply(structuredClone(store.snapshot()));
-    store.onChange(onChange(view));
+    await view.built();
     workerViews.push(view);
   }
   const m2 = mem();
@@ -230,7 +282,7 @@ function measure(): void {
   const rotations = [];
   for (let r = 1; r <= reps; r++) {
     fullGc();
-    rotations.push(deliver(sets[r]!));
+    rotations.push(await deliver(sets[r]!));
   }
   const m3 = mem();
   // One identity rotated among n unchanged: the source sends the full list again (a snapshot per change).
@@ -240,7 +292,7 @@ function measure(): void {
     held = held.slice();
     held[k] = extras[k]!;
     fullGc();
-    single.push(deliver(held));
+    single.push(await deliver(held));
   }
   for (const v of workerViews) {
     if (v.identities().length !== n) throw new Error('a worker view lost identities');
@@ -256,6 +308,7 @@ function measure(): void {
     workers,
     lifetimeMs,
     rotationsAccepted: stats.rotations,
+    svidParses: memo.stats(),
     memory: { before: m0, storeAndMainView: m1, withWorkers: m2, afterRotations: m3 },
     load,
     rotations,
@@ -265,5 +318,5 @@ function measure(): void {
 }
 
 if (mode === 'issue') await issue();
-else if (mode === 'measure') measure();
+else if (mode === 'measure') await measure();
 else throw new Error(`usage: svid-child.ts issue|measure …, not ${mode}`);

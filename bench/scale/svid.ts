@@ -5,6 +5,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PARSE_CACHE_ENTRIES } from '../../src/svid/certificate.ts';
+import { BUILD_CHUNK } from '../../src/svid/credentials.ts';
 import { DEFAULT_SVID_TTL_MS, initCaDir } from '../../src/svid/dev-ca.ts';
 import { runNodeJson } from '../lib/child.ts';
 import { describeGrowth, fitGrowth, fitLinear, type GrowthFit, type LinearFit } from '../lib/growth.ts';
@@ -65,12 +67,14 @@ export function decodeEntries(buf: Buffer, limit = Number.POSITIVE_INFINITY): Po
 }
 
 export interface Phases {
-  /** parseDelegatedSvids: DER parse, SVID profile checks, key ↔ certificate match. */
+  /** parseDelegatedSvids with the source's memo: DER parse, SVID profile checks, key ↔ certificate match. */
   readonly parseS: number;
   /** The identity store (PEM export, timers, log lines) and the main thread's view (SecureContexts). */
   readonly storeMainS: number;
   /** The worker threads' views: structured clone of the snapshot + a SecureContext per changed identity. */
   readonly workersS: number;
+  /** The longest stretch one worker view held its thread: apply() itself, or one chunk of contexts (ms). */
+  readonly workerStallMs: number;
   readonly totalS: number;
   readonly wallS: number;
 }
@@ -86,6 +90,8 @@ export interface SvidChildResult {
   readonly workers: number;
   readonly lifetimeMs: number;
   readonly rotationsAccepted: number;
+  /** The source memo's count of SVIDs parsed (new bytes) and reused (bytes equal to the last message's). */
+  readonly svidParses: { readonly parsed: number; readonly reused: number };
   readonly memory: {
     readonly before: Mem;
     readonly storeAndMainView: Mem;
@@ -110,12 +116,6 @@ export interface SvidScaleOptions {
   readonly workers: number;
   readonly tmp: string;
 }
-
-/**
- * The certificate parse cache's size (src/svid/certificate.ts, PARSE_CACHE_ENTRIES, not exported): past
- * it, a message listing every SVID again misses the cache on every certificate (LRU, cyclic access).
- */
-const PARSE_CACHE_ENTRIES = 4096;
 
 /** The development CA rotates each SVID at half its lifetime (src/svid/ca-server.ts, halfLife). */
 const ROTATIONS_PER_HOUR = 3_600_000 / (DEFAULT_SVID_TTL_MS / 2);
@@ -193,10 +193,14 @@ interface Row {
   readonly rotateAllParseS: number;
   readonly rotateAllStoreMainS: number;
   readonly rotateAllWorkersS: number;
+  readonly rotateAllWorkerStallMs: number;
   readonly rotateAllSamples: readonly number[];
   readonly rotateAllCpuSPerHour: number;
   readonly singleMessageCpuMs: number;
   readonly singleParseMs: number;
+  readonly singleStoreMainMs: number;
+  readonly singleWorkersMs: number;
+  readonly singleWorkerStallMs: number;
   readonly singleSamplesMs: readonly number[];
   readonly spreadCpuSPerHour: number;
 }
@@ -225,10 +229,14 @@ function row(r: SvidChildResult): Row {
     rotateAllParseS: med(r.rotations, 'parseS'),
     rotateAllStoreMainS: med(r.rotations, 'storeMainS'),
     rotateAllWorkersS: med(r.rotations, 'workersS'),
+    rotateAllWorkerStallMs: med(r.rotations, 'workerStallMs'),
     rotateAllSamples: r.rotations.map((x) => x.totalS),
     rotateAllCpuSPerHour: rotateAll * ROTATIONS_PER_HOUR,
     singleMessageCpuMs: single * 1000,
     singleParseMs: med(r.single, 'parseS') * 1000,
+    singleStoreMainMs: med(r.single, 'storeMainS') * 1000,
+    singleWorkersMs: med(r.single, 'workersS') * 1000,
+    singleWorkerStallMs: med(r.single, 'workerStallMs'),
     singleSamplesMs: r.single.map((x) => x.totalS * 1000),
     spreadCpuSPerHour: single * n * ROTATIONS_PER_HOUR,
   };
@@ -267,16 +275,13 @@ export async function svidScale(o: SvidScaleOptions): Promise<PartResult> {
   const rows = results.map(row);
   const fitOf = (k: keyof Row, rs: readonly Row[] = rows): GrowthFit | undefined =>
     rs.length < 2 ? undefined : fitGrowth(rs.map((r) => ({ n: r.n, y: r[k] as number })));
-  // One-SVID messages are fitted where the parse cache holds every certificate; above it they jump.
-  const cached = rows.filter((r) => r.n <= PARSE_CACHE_ENTRIES);
   const fits = {
     heap: fitOf('heapMiB'),
     external: fitOf('externalMiB'),
     rss: fitOf('rssMiB'),
     rotateAll: fitOf('rotateAllCpuSPerHour'),
-    singleMessage: fitOf('singleMessageCpuMs', cached),
-    spreadPerHour: fitOf('spreadCpuSPerHour', cached),
-    singleMessageAllSizes: fitOf('singleMessageCpuMs'),
+    singleMessage: fitOf('singleMessageCpuMs'),
+    spreadPerHour: fitOf('spreadCpuSPerHour'),
   };
   const marginal = {
     heapKiB: fitLinear(rows.map((r) => ({ n: r.n, y: r.heapMiB * 1024 }))),
@@ -297,7 +302,7 @@ export async function svidScale(o: SvidScaleOptions): Promise<PartResult> {
       Object.entries(fits).flatMap(([k, f]) => (f === undefined ? [] : [[k, fitJson(f)]])),
     ),
     fitNotes: {
-      singleMessage: `sizes up to ${PARSE_CACHE_ENTRIES} (the certificate parse cache); singleMessageAllSizes spans every size`,
+      singleMessage: `every size; own SVIDs no longer go through the certificate parse cache (${PARSE_CACHE_ENTRIES} entries), an unchanged SVID is reused by the source's memo`,
     },
     marginalKiBPerIdentity: {
       heap: {
@@ -313,11 +318,17 @@ export async function svidScale(o: SvidScaleOptions): Promise<PartResult> {
     },
     raw: results,
   };
-  return { name: 'svid', json, markdown: markdown(o, rows, fits, marginal), charts: charts(rows, fits) };
+  return {
+    name: 'svid',
+    json,
+    markdown: markdown(o, results, rows, fits, marginal),
+    charts: charts(rows, fits),
+  };
 }
 
 function markdown(
   o: SvidScaleOptions,
+  results: readonly SvidChildResult[],
   rows: readonly Row[],
   fits: Record<string, GrowthFit | undefined>,
   marginal: { heapKiB: LinearFit; rssKiB: LinearFit },
@@ -326,7 +337,7 @@ function markdown(
   const L: string[] = [
     '## SVIDs held per node',
     '',
-    `Identity store + main-thread CredentialView + ${o.workers} worker view(s), each SVID an EC P-256 leaf from the development CA; TTL ${DEFAULT_SVID_TTL_MS / 3_600_000} h (\`DEFAULT_SVID_TTL_MS\`), rotated at half-life (\`ca-server.ts\` halfLife) = ${ROTATIONS_PER_HOUR} rotations per identity per hour. Memory: after a full GC, minus the same process before the store existed. CPU: process.cpuUsage over one Delegated Identity API message through parseDelegatedSvids → source → store → views; medians of ${o.reps} all-at-once rotations and ${o.spread} single-SVID messages.`,
+    `Identity store + main-thread CredentialView + ${o.workers} worker view(s), each SVID an EC P-256 leaf from the development CA; TTL ${DEFAULT_SVID_TTL_MS / 3_600_000} h (\`DEFAULT_SVID_TTL_MS\`), rotated at half-life (\`ca-server.ts\` halfLife) = ${ROTATIONS_PER_HOUR} rotations per identity per hour. Memory: after a full GC, minus the same process before the store existed. CPU: process.cpuUsage over one Delegated Identity API message through parseDelegatedSvids (with the source's memo) → source → store → views, each view timed until it has built every context (large change sets are built in chunks of ${BUILD_CHUNK} between event-loop turns); medians of ${o.reps} all-at-once rotations and ${o.spread} single-SVID messages.`,
     '',
     '### Memory',
     '',
@@ -363,9 +374,10 @@ function markdown(
         'first load (CPU s)',
         'rotate all at once (CPU s)',
         '… parse + checks / store + main view / workers (s)',
+        'longest worker turn (ms)',
         'CPU s per hour, all at once',
         'one SVID rotated, full message (CPU ms)',
-        '… of which parse (ms)',
+        '… parse + checks / store + main view / workers (ms)',
         'CPU s per hour, each SVID in its own message',
         'share of one core',
       ],
@@ -374,34 +386,33 @@ function markdown(
         sig(r.loadCpuS),
         sig(r.rotateAllCpuS),
         `${sig(r.rotateAllParseS)} / ${sig(r.rotateAllStoreMainS)} / ${sig(r.rotateAllWorkersS)}`,
+        sig(r.rotateAllWorkerStallMs),
         sig(r.rotateAllCpuSPerHour),
         sig(r.singleMessageCpuMs),
-        sig(r.singleParseMs),
+        `${sig(r.singleParseMs)} / ${sig(r.singleStoreMainMs)} / ${sig(r.singleWorkersMs)}`,
         sig(r.spreadCpuSPerHour),
         `${sig((r.spreadCpuSPerHour / 3600) * 100)} %`,
       ]),
     ),
     '',
-    `Growth: rotating all at once ${g(fits.rotateAll)}; up to ${PARSE_CACHE_ENTRIES.toLocaleString('en-US')} identities a one-SVID message ${g(fits.singleMessage)}, and per hour when every SVID rotates in its own message ${g(fits.spreadPerHour)}.`,
+    `Growth: rotating all at once ${g(fits.rotateAll)}; a one-SVID message ${g(fits.singleMessage)}, and per hour when every SVID rotates in its own message ${g(fits.spreadPerHour)}.`,
     '',
-    "Two cadences bound the real one. *All at once*: the identities were issued together, so the CA rotates them together and sends one message (what the lab's development CA does). *Each in its own message*: identities issued at different times rotate at different times, and the Delegated Identity API sends the full list of SVIDs on every change, so every rotation re-parses all N (cached certificate parses while the parse cache holds them, a private-key import and key match for each) — " +
+    "Two cadences bound the real one. *All at once*: the identities were issued together, so the CA rotates them together and sends one message (what the lab's development CA does). *Each in its own message*: identities issued at different times rotate at different times, and the Delegated Identity API sends the full list of SVIDs on every change; the source's memo (`src/svid/own-svid-memo.ts`) parses and checks only the SVID whose bytes changed and reuses the other N − 1 after a byte comparison, so what remains per message is linear bookkeeping (store, snapshot, structured clone, views comparing N entries) — " +
       'per hour that is N × rotations/h × (cost of one message of N).',
     '',
   ];
-  const cached = rows.filter((r) => r.n <= PARSE_CACHE_ENTRIES);
-  const below = cached[cached.length - 1];
-  const above = rows.find((r) => r.n > PARSE_CACHE_ENTRIES);
-  if (below !== undefined && above !== undefined)
-    L.push(
-      `**The parse-cache cliff.** Past ${PARSE_CACHE_ENTRIES.toLocaleString('en-US')} identities (the LRU of parsed certificates in \`src/svid/certificate.ts\`, PARSE_CACHE_ENTRIES) a message that lists every SVID again misses the cache on every certificate, because the list is walked in the same order each time: a one-SVID message costs ${sig(below.singleMessageCpuMs)} ms at ${below.n.toLocaleString('en-US')} identities and ${sig(above.singleMessageCpuMs)} ms at ${above.n.toLocaleString('en-US')} (${sig(above.singleMessageCpuMs / below.singleMessageCpuMs)}× for ${sig(above.n / below.n)}× the identities); per hour, with every SVID in its own message, ${sig(above.spreadCpuSPerHour)} CPU s (${sig(above.spreadCpuSPerHour / 3600)} cores) against ${sig(above.rotateAllCpuSPerHour)} s when they rotate together.`,
-      '',
-    );
   const last = rows[rows.length - 1];
-  if (last !== undefined)
+  const lastRaw = results[results.length - 1];
+  if (last !== undefined && lastRaw !== undefined) {
+    const parsedPerSingle =
+      (lastRaw.svidParses.parsed - last.n * (1 + o.reps)) / Math.max(1, lastRaw.single.length);
     L.push(
-      `Every message is handled synchronously: rotating all ${last.n.toLocaleString('en-US')} at once keeps the main thread busy for ${sig(last.rotateAllParseS + last.rotateAllStoreMainS)} CPU s and each worker thread for ${sig(last.rotateAllWorkersS / o.workers)} s (building ${last.n.toLocaleString('en-US')} SecureContexts), time in which that worker serves none of its connections.`,
+      `At ${last.n.toLocaleString('en-US')} identities (${last.n > PARSE_CACHE_ENTRIES ? 'more than' : 'within'} the ${PARSE_CACHE_ENTRIES.toLocaleString('en-US')} entries of the certificate parse cache, which own SVIDs no longer use) a one-SVID message costs ${sig(last.singleMessageCpuMs)} CPU ms and parses ${sig(parsedPerSingle)} SVID(s); the source's memo counted ${lastRaw.svidParses.parsed.toLocaleString('en-US')} SVIDs parsed and ${lastRaw.svidParses.reused.toLocaleString('en-US')} reused over the run.`,
+      '',
+      `Rotating all ${last.n.toLocaleString('en-US')} at once keeps the main thread busy for ${sig(last.rotateAllParseS + last.rotateAllStoreMainS)} CPU s, ${sig(last.rotateAllParseS)} s of it in one synchronous parse of the message (every SVID is new); each worker view spends ${sig(last.rotateAllWorkersS / o.workers)} CPU s on its ${last.n.toLocaleString('en-US')} SecureContexts, in chunks of ${BUILD_CHUNK}: the longest stretch it held its thread was ${sig(last.rotateAllWorkerStallMs)} ms (apply() itself or one chunk); meanwhile it serves connections, and an identity asked for before its chunk is built on demand.`,
       '',
     );
+  }
   return `${L.join('\n')}\n`;
 }
 
@@ -409,7 +420,6 @@ function charts(rows: readonly Row[], fits: Record<string, GrowthFit | undefined
   const lo = rows[0]?.n ?? 1;
   const hi = rows[rows.length - 1]?.n ?? 1;
   const pts = (k: keyof Row) => rows.map((r) => ({ x: r.n, y: r[k] as number }));
-  const cachedMax = Math.max(lo, ...rows.filter((r) => r.n <= PARSE_CACHE_ENTRIES).map((r) => r.n));
   const s = (name: string, k: keyof Row, f: GrowthFit | undefined, upTo = hi) => ({
     name,
     points: pts(k),
@@ -435,12 +445,13 @@ function charts(rows: readonly Row[], fits: Record<string, GrowthFit | undefined
       file: 'svid-rotation-cpu.svg',
       svg: lineChart({
         title: 'Rotation CPU per hour (TTL 1 h, rotated at half-life)',
-        subtitle: `all SVIDs in one message vs one message per rotated SVID (full list each time); above ${PARSE_CACHE_ENTRIES} identities the certificate parse cache misses on every message`,
+        subtitle:
+          'all SVIDs in one message vs one message per rotated SVID (full list each time, unchanged SVIDs reused)',
         xLabel: 'identities held',
         yLabel: 'CPU seconds per hour',
         series: [
           s('all at once', 'rotateAllCpuSPerHour', fits.rotateAll),
-          s('one per message', 'spreadCpuSPerHour', fits.spreadPerHour, cachedMax),
+          s('one per message', 'spreadCpuSPerHour', fits.spreadPerHour),
         ],
       }),
     },

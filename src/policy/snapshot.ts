@@ -1,7 +1,6 @@
 // All accepted policies → one immutable snapshot, indexed so decide() looks only at rules that can
 // select the endpoint. Compile is linear in the number of rules; which rules select an identity is
 // worked out the first time that identity is seen and remembered for the snapshot's lifetime.
-import { LRUCache } from 'lru-cache';
 import type { PolicyIssue } from './errors.ts';
 import { DEFAULT_CLUSTER_NAME, type LabelSet, POD_NAMESPACE_LABEL, SOURCE_K8S } from './labels.ts';
 import type { Direction, Policy, Rule } from './model.ts';
@@ -28,6 +27,20 @@ export interface CompileOptions {
 }
 
 const NS_KEY = `${SOURCE_K8S}:${POD_NAMESPACE_LABEL}`;
+
+/**
+ * The most label sets whose selected rules one snapshot remembers. A node meets one label set per
+ * identity it decides for, far fewer than this; past it the oldest is forgotten (and worked out again if
+ * it comes back). The memo is a Map that grows with use: nothing is allocated for entries not yet seen
+ * (an LRUCache preallocates its arrays for `max`: 1.5 MiB and ~10 ms per snapshot at this bound, in every
+ * thread that compiles one).
+ */
+export const SELECTION_MEMO_MAX = 100_000;
+
+interface Selected {
+  readonly ingress: readonly Rule[];
+  readonly egress: readonly Rule[];
+}
 
 function compareRules(a: Rule, b: Rule): number {
   if (a.policy.key !== b.policy.key) return a.policy.key < b.policy.key ? -1 : 1;
@@ -65,8 +78,9 @@ export function compileSnapshot(policies: readonly Policy[], opts: CompileOption
       }
     }
   }
-  // Memo of selected rules per identity: bounded, dropped with the snapshot.
-  const memo = new LRUCache<string, { ingress: readonly Rule[]; egress: readonly Rule[] }>({ max: 100_000 });
+  // Memo of selected rules per label set: grows with use up to SELECTION_MEMO_MAX, dropped with the
+  // snapshot. Eviction is oldest-first (Map order): hits cost a lookup only, no reordering.
+  const memo = new Map<string, Selected>();
   const selecting = (labels: LabelSet, direction: Direction): readonly Rule[] => {
     let hit = memo.get(labels.canonical);
     if (hit === undefined) {
@@ -77,6 +91,7 @@ export function compileSnapshot(policies: readonly Policy[], opts: CompileOption
         ingress: Object.freeze(matching.filter((r) => r.ingress.length > 0 || r.defaultDeny.ingress)),
         egress: Object.freeze(matching.filter((r) => r.egress.length > 0 || r.defaultDeny.egress)),
       };
+      if (memo.size >= SELECTION_MEMO_MAX) memo.delete(memo.keys().next().value as string);
       memo.set(labels.canonical, hit);
     }
     return hit[direction];

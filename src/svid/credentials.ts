@@ -3,7 +3,10 @@
 // cloneable objects of PEM strings) to every worker thread; each thread applies it to its own
 // CredentialView, which builds a SecureContext only for identities whose certificate changed and then
 // swaps the whole table at once. A rotation never touches open connections: they keep the context they
-// were handshaken with.
+// were handshaken with. When a snapshot changes more than BUILD_CHUNK identities (a node's SVIDs issued
+// together rotate together), the new contexts are built BUILD_CHUNK at a time, yielding to the event
+// loop between chunks, so the thread keeps serving its connections meanwhile; an identity asked for
+// before its chunk ran is built there and then, so no lookup finds an identity without a context.
 import type { Socket } from 'node:net';
 import { type ConnectionOptions, createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { type BundleSet, makeBundle, type TrustBundle } from './bundle.ts';
@@ -59,9 +62,21 @@ export function buildSecureContext(c: IdentityCredentials): SecureContext {
   }
 }
 
-interface Entry {
+/**
+ * Contexts built per turn of the event loop (one takes about 0.3 ms: a chunk holds the thread ~5 ms). A
+ * snapshot that changes no more identities than this is built at once, inside apply().
+ */
+export const BUILD_CHUNK = 16;
+
+/** One identity of a table: its context is built at most once, on apply, in a chunk, or when asked for. */
+class Entry {
   readonly credentials: IdentityCredentials;
-  readonly context: SecureContext;
+  /** undefined: not built yet; null: cannot be built (the error went to the view's onError). */
+  context: SecureContext | null | undefined = undefined;
+
+  constructor(credentials: IdentityCredentials) {
+    this.credentials = credentials;
+  }
 }
 
 interface Table {
@@ -79,6 +94,10 @@ const EMPTY: Table = {
   bundles: new Map(),
   bundlePem: new Map(),
 };
+
+function sameCredentials(a: IdentityCredentials, b: IdentityCredentials): boolean {
+  return a.serial === b.serial && a.certChainPem === b.certChainPem && a.keyPem === b.keyPem;
+}
 
 /**
  * Server side of an mTLS handshake on an accepted socket, presenting `context` (chosen by the caller,
@@ -130,9 +149,14 @@ export function peerChain(socket: TLSSocket): Buffer[] {
 export interface CredentialView {
   /**
    * Applies a snapshot: new contexts for changed identities only, then one swap. Older versions are
-   * ignored. Returns the identities that could not be used (they are left out), with the reason.
+   * ignored. Returns the identities that could not be used (they are left out), with the reason; when
+   * the contexts are built in chunks (more than BUILD_CHUNK changed), later failures go to `onError`.
    */
   apply(snapshot: CredentialsSnapshot): readonly SvidError[];
+  /** Resolves once every context of the current snapshot is built (at once when none is pending). */
+  built(): Promise<void>;
+  /** Contexts of the current snapshot not built yet. */
+  pending(): number;
   version(): number;
   state(): SourceState;
   /** The context to present as `spiffeId`: undefined while not yet known, null when unavailable. */
@@ -149,9 +173,16 @@ export interface CredentialView {
 class View implements CredentialView {
   private table: Table = EMPTY;
   private readonly clock: () => number;
+  private readonly onError: (err: SvidError) => void;
+  /** Entries of the current table whose context is not built yet, in snapshot order, from `next`. */
+  private queue: Entry[] = [];
+  private next = 0;
+  private chunk: NodeJS.Immediate | undefined;
+  private waiters: (() => void)[] = [];
 
-  constructor(clock: () => number) {
+  constructor(clock: () => number, onError: (err: SvidError) => void) {
     this.clock = clock;
+    this.onError = onError;
   }
 
   apply(snapshot: CredentialsSnapshot): readonly SvidError[] {
@@ -159,20 +190,22 @@ class View implements CredentialView {
     if (snapshot.version <= old.version) return [];
     const errors: SvidError[] = [];
     const entries = new Map<string, Entry>();
+    const unbuilt: Entry[] = [];
     for (const c of snapshot.identities) {
       const prev = old.entries.get(c.spiffeId);
-      if (
-        prev !== undefined &&
-        prev.credentials.serial === c.serial &&
-        prev.credentials.certChainPem === c.certChainPem
-      ) {
-        entries.set(c.spiffeId, prev);
-        continue;
-      }
-      try {
-        entries.set(c.spiffeId, { credentials: c, context: buildSecureContext(c) });
-      } catch (err) {
-        errors.push(err as SvidError);
+      // Unchanged: keep the entry, built or still waiting for its chunk.
+      const e = prev !== undefined && sameCredentials(prev.credentials, c) ? prev : new Entry(c);
+      if (e.context === null) continue;
+      entries.set(c.spiffeId, e);
+      if (e.context === undefined) unbuilt.push(e);
+    }
+    if (unbuilt.length <= BUILD_CHUNK) {
+      for (const e of unbuilt) {
+        const err = this.build(e);
+        if (err !== undefined) {
+          errors.push(err);
+          entries.delete(e.credentials.spiffeId);
+        }
       }
     }
     const bundles = new Map<string, TrustBundle>();
@@ -191,8 +224,66 @@ class View implements CredentialView {
         errors.push(err instanceof SvidError ? err : new SvidError(SvidErrorCode.BAD_BUNDLE, String(err)));
       }
     }
+    // The swap: from here on lookups answer from the new snapshot (building on demand what is pending).
     this.table = { version: snapshot.version, state: snapshot.state, entries, bundles, bundlePem };
+    this.queue = unbuilt.length <= BUILD_CHUNK ? [] : unbuilt;
+    this.next = 0;
+    this.schedule();
     return errors;
+  }
+
+  built(): Promise<void> {
+    if (this.pendingFrom() === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  pending(): number {
+    return this.pendingFrom();
+  }
+
+  /** Builds one entry's context; a failure is returned (apply) and the entry marked unusable. */
+  private build(e: Entry): SvidError | undefined {
+    try {
+      e.context = buildSecureContext(e.credentials);
+      return undefined;
+    } catch (err) {
+      e.context = null;
+      return err instanceof SvidError ? err : new SvidError(SvidErrorCode.KEY_MISMATCH, String(err));
+    }
+  }
+
+  /** Builds outside apply (a chunk, or a lookup): failures go to onError. */
+  private buildLate(e: Entry): void {
+    const err = this.build(e);
+    if (err !== undefined) this.onError(err);
+  }
+
+  private pendingFrom(): number {
+    let n = 0;
+    for (let i = this.next; i < this.queue.length; i++) if (this.queue[i]?.context === undefined) n++;
+    return n;
+  }
+
+  private schedule(): void {
+    if (this.next < this.queue.length) {
+      this.chunk ??= setImmediate(() => this.runChunk());
+      return;
+    }
+    this.queue = [];
+    this.next = 0;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private runChunk(): void {
+    this.chunk = undefined;
+    let built = 0;
+    while (built < BUILD_CHUNK && this.next < this.queue.length) {
+      const e = this.queue[this.next++] as Entry;
+      if (e.context !== undefined) continue; // built on demand meanwhile
+      this.buildLate(e);
+      built++;
+    }
+    this.schedule();
   }
 
   version(): number {
@@ -206,13 +297,16 @@ class View implements CredentialView {
   private entry(spiffeId: string): Entry | null | undefined {
     const t = this.table;
     const e = t.entries.get(spiffeId);
-    if (e !== undefined) return e.credentials.notAfter > this.clock() ? e : null;
+    if (e !== undefined) {
+      if (e.context === undefined) this.buildLate(e); // asked for before its chunk ran
+      if (e.context !== null) return e.credentials.notAfter > this.clock() ? e : null;
+    }
     return t.state === 'Initializing' ? undefined : null;
   }
 
   secureContext(spiffeId: string): SecureContext | null | undefined {
     const e = this.entry(spiffeId);
-    return e === undefined || e === null ? e : e.context;
+    return e === undefined || e === null ? e : (e.context ?? null);
   }
 
   credentials(spiffeId: string): IdentityCredentials | null | undefined {
@@ -221,7 +315,9 @@ class View implements CredentialView {
   }
 
   identities(): readonly string[] {
-    return [...this.table.entries.keys()];
+    const out: string[] = [];
+    for (const [id, e] of this.table.entries) if (e.context !== null) out.push(id);
+    return out;
   }
 
   bundles(): BundleSet {
@@ -239,6 +335,12 @@ class View implements CredentialView {
   }
 }
 
-export function createCredentialView(options: { clock?: () => number } = {}): CredentialView {
-  return new View(options.clock ?? Date.now);
+export interface CredentialViewOptions {
+  readonly clock?: () => number;
+  /** Contexts that failed to build after apply() returned (in a chunk, or when first asked for). */
+  readonly onError?: (err: SvidError) => void;
+}
+
+export function createCredentialView(options: CredentialViewOptions = {}): CredentialView {
+  return new View(options.clock ?? Date.now, options.onError ?? (() => {}));
 }

@@ -17,6 +17,7 @@ import {
   services,
 } from './grpc-protos.ts';
 import { GrpcStreamSource } from './grpc-source.ts';
+import { OwnSvidMemo, type ParseOwnSvid } from './own-svid-memo.ts';
 import { makeSpiffeId, parseTrustDomain } from './spiffe-id.ts';
 import { type StreamFailure, StreamRunner, statusName } from './stream-runner.ts';
 import { parseOwnSvid, type X509Svid } from './x509-svid.ts';
@@ -55,10 +56,24 @@ export interface ParsedDelegatedSvids {
   readonly rejected: { readonly spiffeId: string; readonly code: string; readonly message: string }[];
 }
 
-/** Reads a SubscribeToX509SVIDsResponse; an entry that fails any check is refused on its own. */
+/**
+ * Reads a SubscribeToX509SVIDsResponse; an entry that fails any check is refused on its own. With a memo
+ * (the source's), an SVID whose chain and key bytes equal those the last message held is reused as it is,
+ * not parsed and checked again; without one, every SVID is parsed.
+ */
 export function parseDelegatedSvids(
   resp: SubscribeToX509SvidsResponse,
   trustDomain?: string,
+  memo?: OwnSvidMemo,
+): ParsedDelegatedSvids {
+  if (memo !== undefined) return memo.round((parse) => readSvids(resp, trustDomain, parse));
+  return readSvids(resp, trustDomain, (_slot, input) => parseOwnSvid(input));
+}
+
+function readSvids(
+  resp: SubscribeToX509SvidsResponse,
+  trustDomain: string | undefined,
+  parse: ParseOwnSvid,
 ): ParsedDelegatedSvids {
   const svids: X509Svid[] = [];
   const rejected: ParsedDelegatedSvids['rejected'][number][] = [];
@@ -76,7 +91,7 @@ export function parseDelegatedSvids(
           `${id.id} is outside the configured trust domain ${trustDomain}`,
         );
       }
-      const svid = parseOwnSvid({
+      const svid = parse(id.id, {
         chain: entry.x509_svid.cert_chain,
         key: entry.x509_svid_key,
         hint: entry.x509_svid.hint,
@@ -119,6 +134,8 @@ export class DelegatedIdentitySource extends GrpcStreamSource {
   protected readonly svidStream: StreamRunner<SubscribeToX509SvidsResponse>;
   protected readonly bundleStream: StreamRunner<SubscribeToX509BundlesResponse>;
   private readonly trustDomain: string | undefined;
+  /** The SVIDs of the last message, by their bytes: an unchanged SVID is not parsed again. */
+  private readonly memo = new OwnSvidMemo();
   private svidPart: ParsedDelegatedSvids | undefined;
   private bundlePart: Map<string, TrustBundle> | undefined;
 
@@ -156,7 +173,7 @@ export class DelegatedIdentitySource extends GrpcStreamSource {
   }
 
   private onSvids(msg: SubscribeToX509SvidsResponse): void {
-    const parsed = parseDelegatedSvids(msg, this.trustDomain);
+    const parsed = parseDelegatedSvids(msg, this.trustDomain, this.memo);
     for (const r of parsed.rejected)
       this.log.warn({ code: r.code, spiffeId: r.spiffeId }, `SVID refused: ${r.message}`);
     this.svidPart = parsed;
@@ -189,6 +206,7 @@ export class DelegatedIdentitySource extends GrpcStreamSource {
     if (f.status === grpc.status.PERMISSION_DENIED && stream === 'SubscribeToX509SVIDs') {
       // Not (or no longer) an authorized delegate: stop using the SVIDs, keep asking with backoff.
       this.svidPart = undefined;
+      this.memo.clear();
       this.publish(null);
     }
     this.transitionTo(['Initializing', 'Available'], 'Unavailable', reason);

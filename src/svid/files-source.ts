@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import { bundleFromText, sameBundle, type TrustBundle } from './bundle.ts';
 import { SvidError, SvidErrorCode } from './errors.ts';
+import { OwnSvidMemo } from './own-svid-memo.ts';
 import { SourceBase } from './source.ts';
-import { parseOwnSvid, sameSvid, type X509Svid } from './x509-svid.ts';
+import { sameSvid, type X509Svid } from './x509-svid.ts';
 
 export interface FilesSourceOptions {
   readonly directory: string;
@@ -37,6 +38,8 @@ export class FilesSource extends SourceBase {
   private debounce: NodeJS.Timeout | undefined;
   private svids = new Map<string, X509Svid>();
   private bundles = new Map<string, TrustBundle>();
+  /** The SVID files of the last scan, by their text: a file that did not change is not parsed again. */
+  private readonly memo = new OwnSvidMemo();
   /** Last reported problem per file, so a broken file is logged once, not on every scan. */
   private readonly problems = new Map<string, string>();
   private closed = false;
@@ -107,36 +110,38 @@ export class FilesSource extends SourceBase {
     const svids = new Map<string, X509Svid>();
     const bundles = new Map<string, TrustBundle>();
     const read = (n: string): string => readFileSync(join(this.directory, n), 'utf8');
-    for (const name of names) {
-      if (name.endsWith(SVID_SUFFIX)) {
-        const base = name.slice(0, -SVID_SUFFIX.length);
-        const keyFile = `${base}${KEY_SUFFIX}`;
-        try {
-          const chain = read(name);
-          const key = present.has(keyFile) ? read(keyFile) : undefined;
-          const svid = parseOwnSvid({ chain, key });
-          svids.set(base, svid);
-          this.problems.delete(name);
-        } catch (err) {
-          this.report(name, err);
-          const last = this.svids.get(base);
-          if (last !== undefined) svids.set(base, last);
-        }
-      } else if (name.endsWith(BUNDLE_PEM) || name.endsWith(BUNDLE_JSON)) {
-        const td = name.slice(0, -(name.endsWith(BUNDLE_PEM) ? BUNDLE_PEM : BUNDLE_JSON).length);
-        try {
-          const b = bundleFromText(td, read(name));
-          if (b.authorities.length === 0)
-            throw new SvidError(SvidErrorCode.BAD_BUNDLE, `${name} holds no CA certificate`);
-          bundles.set(b.trustDomain, b);
-          this.problems.delete(name);
-        } catch (err) {
-          this.report(name, err);
-          const last = this.bundles.get(td);
-          if (last !== undefined) bundles.set(td, last);
+    this.memo.round((parse) => {
+      for (const name of names) {
+        if (name.endsWith(SVID_SUFFIX)) {
+          const base = name.slice(0, -SVID_SUFFIX.length);
+          const keyFile = `${base}${KEY_SUFFIX}`;
+          try {
+            const chain = read(name);
+            const key = present.has(keyFile) ? read(keyFile) : undefined;
+            const svid = parse(base, { chain, key });
+            svids.set(base, svid);
+            this.problems.delete(name);
+          } catch (err) {
+            this.report(name, err);
+            const last = this.svids.get(base);
+            if (last !== undefined) svids.set(base, last);
+          }
+        } else if (name.endsWith(BUNDLE_PEM) || name.endsWith(BUNDLE_JSON)) {
+          const td = name.slice(0, -(name.endsWith(BUNDLE_PEM) ? BUNDLE_PEM : BUNDLE_JSON).length);
+          try {
+            const b = bundleFromText(td, read(name));
+            if (b.authorities.length === 0)
+              throw new SvidError(SvidErrorCode.BAD_BUNDLE, `${name} holds no CA certificate`);
+            bundles.set(b.trustDomain, b);
+            this.problems.delete(name);
+          } catch (err) {
+            this.report(name, err);
+            const last = this.bundles.get(td);
+            if (last !== undefined) bundles.set(td, last);
+          }
         }
       }
-    }
+    });
     const changed =
       this.current() === undefined ||
       svids.size !== this.svids.size ||

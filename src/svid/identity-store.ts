@@ -14,7 +14,7 @@ import {
 } from './credentials.ts';
 import { SvidErrorCode } from './errors.ts';
 import type { SourceState, SvidSnapshot, SvidSource } from './source.ts';
-import { svidChainPem, svidKeyPem } from './x509-svid.ts';
+import { sameSvid, svidChainPem, svidKeyPem, type X509Svid } from './x509-svid.ts';
 
 export interface IdentityStoreStats {
   /** SVIDs accepted from the source (first ones and rotations). */
@@ -48,6 +48,8 @@ export interface IdentityStoreOptions {
 }
 
 interface Held {
+  /** The SVID the credentials were made from (sources hand an unchanged SVID over as the same object). */
+  readonly svid: X509Svid;
   readonly credentials: IdentityCredentials;
   readonly halfLifeAt: number;
   halfTimer: NodeJS.Timeout | undefined;
@@ -82,7 +84,10 @@ class Store implements IdentityStore {
     this.log = options.log.child({ component: 'identity-store' });
     this.clock = options.clock ?? Date.now;
     this.refreshBackoff = options.refreshBackoff ?? { initialMs: 1000, maxMs: 30_000, multiplier: 2 };
-    this.mainView = createCredentialView({ clock: this.clock });
+    this.mainView = createCredentialView({
+      clock: this.clock,
+      onError: (e) => this.log.error({ code: e.code }, e.message),
+    });
     this.current = { version: 0, state: 'Initializing', identities: [], bundles: [] };
     this.mainView.apply(this.current);
     this.unsubscribe = this.source.subscribe((s) => this.onSnapshot(s));
@@ -131,7 +136,7 @@ class Store implements IdentityStore {
       if (seen.has(svid.spiffeId)) continue; // the first SVID of an ID wins (the default one)
       seen.add(svid.spiffeId);
       const prev = this.held.get(svid.spiffeId);
-      if (prev !== undefined && prev.credentials.serial === svid.serial) continue;
+      if (prev !== undefined && (prev.svid === svid || sameSvid(prev.svid, svid))) continue;
       if (svid.notAfter <= now) {
         this.counters.refusedExpired++;
         this.log.warn(
@@ -142,6 +147,7 @@ class Store implements IdentityStore {
       }
       if (prev !== undefined) this.clearTimers(prev);
       this.hold(
+        svid,
         {
           spiffeId: svid.spiffeId,
           certChainPem: svidChainPem(svid),
@@ -168,9 +174,10 @@ class Store implements IdentityStore {
     this.publish();
   }
 
-  private hold(c: IdentityCredentials, now: number, rotated: boolean): void {
+  private hold(svid: X509Svid, c: IdentityCredentials, now: number, rotated: boolean): void {
     const halfLifeAt = c.notBefore + (c.notAfter - c.notBefore) / 2;
     const h: Held = {
+      svid,
       credentials: c,
       halfLifeAt,
       halfTimer: undefined,

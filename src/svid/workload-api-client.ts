@@ -16,6 +16,7 @@ import {
   type X509SvidResponse,
 } from './grpc-protos.ts';
 import { GrpcStreamSource } from './grpc-source.ts';
+import { OwnSvidMemo, type ParseOwnSvid } from './own-svid-memo.ts';
 import type { SvidSnapshot } from './source.ts';
 import { parseSpiffeId, parseTrustDomain } from './spiffe-id.ts';
 import { type StreamFailure, StreamRunner, statusName } from './stream-runner.ts';
@@ -55,9 +56,15 @@ export interface ParsedX509Context {
 /**
  * Reads an X509SVIDResponse: each SVID's `bundle` goes under that SVID's trust domain; federated bundle
  * keys are trust-domain IDs or names; a repeated non-empty hint keeps the first SVID. A response with
- * zero usable SVIDs is an error (the server should have said PermissionDenied).
+ * zero usable SVIDs is an error (the server should have said PermissionDenied). With a memo (the
+ * source's), an SVID whose bytes equal those the last response held is reused, not parsed again.
  */
-export function parseX509SvidResponse(resp: X509SvidResponse): ParsedX509Context {
+export function parseX509SvidResponse(resp: X509SvidResponse, memo?: OwnSvidMemo): ParsedX509Context {
+  if (memo !== undefined) return memo.round((parse) => readResponse(resp, parse));
+  return readResponse(resp, (_slot, input) => parseOwnSvid(input));
+}
+
+function readResponse(resp: X509SvidResponse, parse: ParseOwnSvid): ParsedX509Context {
   const svids: X509Svid[] = [];
   const bundles = new Map<string, TrustBundle>();
   const rejected: ParsedX509Context['rejected'][number][] = [];
@@ -69,7 +76,7 @@ export function parseX509SvidResponse(resp: X509SvidResponse): ParsedX509Context
     try {
       if (s.hint !== '' && hints.has(s.hint)) continue;
       const id = parseSpiffeId(s.spiffe_id);
-      const svid = parseOwnSvid({ chain: s.x509_svid, key: s.x509_svid_key, hint: s.hint });
+      const svid = parse(id.id, { chain: s.x509_svid, key: s.x509_svid_key, hint: s.hint });
       if (svid.spiffeId !== id.id) {
         throw new SvidError(
           SvidErrorCode.BAD_RESPONSE,
@@ -117,6 +124,8 @@ export class WorkloadApiSource extends GrpcStreamSource {
   protected readonly client: grpc.Client;
   protected readonly svidStream: StreamRunner<X509SvidResponse>;
   protected readonly bundleStream: StreamRunner<X509BundlesResponse>;
+  /** The SVIDs of the last response, by their bytes: an unchanged SVID is not parsed again. */
+  private readonly memo = new OwnSvidMemo();
   private svidPart: ParsedX509Context | undefined;
   private bundlePart: Map<string, TrustBundle> | undefined;
 
@@ -154,7 +163,7 @@ export class WorkloadApiSource extends GrpcStreamSource {
   }
 
   private onSvids(msg: X509SvidResponse): void {
-    const parsed = parseX509SvidResponse(msg);
+    const parsed = parseX509SvidResponse(msg, this.memo);
     for (const r of parsed.rejected)
       this.log.warn({ code: r.code, spiffeId: r.spiffeId }, `SVID refused: ${r.message}`);
     this.svidPart = parsed;
@@ -181,6 +190,7 @@ export class WorkloadApiSource extends GrpcStreamSource {
     if (f.status === grpc.status.PERMISSION_DENIED) {
       // The caller has no identity: stop using the SVIDs, keep asking (entries may appear later).
       this.svidPart = undefined;
+      this.memo.clear();
       this.publish(null);
     }
     this.transitionTo(['Initializing', 'Available'], 'Unavailable', reason);

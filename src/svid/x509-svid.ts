@@ -1,7 +1,9 @@
 // An own X.509-SVID: the chain (leaf first) plus its private key, as a source hands it over (Workload
 // API: concatenated DER and PKCS#8; Delegated Identity API: one DER per element; files: PEM). Parsing
 // checks everything a verifier would and that the key belongs to the leaf, so a bad SVID is refused at
-// the edge and never reaches a TLS context.
+// the edge and never reaches a TLS context. Sources parse through an OwnSvidMemo (own-svid-memo.ts), which
+// calls this only for SVIDs whose bytes are new; the certificates are parsed uncached, so a rotation of
+// many own SVIDs does not crowd peers' certificates out of the parse cache.
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import {
   type Certificate,
@@ -9,7 +11,7 @@ import {
   derToPem,
   hasKeyUsage,
   KeyUsage,
-  parseCertificate,
+  parseUncached,
   pemBlocks,
 } from './certificate.ts';
 import { SvidError, SvidErrorCode } from './errors.ts';
@@ -103,7 +105,7 @@ export function parseOwnSvid(input: {
   if (ders.length === 0) throw new SvidError(SvidErrorCode.NO_CERTIFICATE, 'no certificate in the SVID');
   if (key === undefined || key.length === 0)
     throw new SvidError(SvidErrorCode.NO_KEY, 'no private key for the SVID');
-  const chain = ders.map((d) => parseCertificate(d));
+  const chain = ders.map((d) => parseUncached(Buffer.from(d)));
   const leaf = chain[0] as Certificate;
   const id = leafSpiffeId(leaf);
   checkLeafProfile(leaf, id.id);

@@ -3,13 +3,14 @@
 import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { derToPem } from '../../../src/svid/certificate.ts';
+import { certificateParses, derToPem } from '../../../src/svid/certificate.ts';
 import { type DevCa, initCaDir } from '../../../src/svid/dev-ca.ts';
 import { FilesSource } from '../../../src/svid/files-source.ts';
 import { tempDir, testLogger, until } from './helpers.ts';
 
 const TD = 'spiffe.cilium';
 const A = `spiffe://${TD}/identity/4001`;
+const B = `spiffe://${TD}/identity/4002`;
 
 let tmp: ReturnType<typeof tempDir>;
 let ca: DevCa;
@@ -89,6 +90,31 @@ describe('files source', () => {
     atomicWrite(join(dir, 'a.key.pem'), b.key);
     await until(() => src?.current()?.svids[0]?.serial === b.serial, 3000, 'new pair');
     expect(src.state()).toBe('Available');
+  });
+
+  it('a rescan parses only the SVID files whose text changed; unchanged SVIDs stay the same objects', async () => {
+    const a = await pems(A);
+    const b = await pems(B);
+    writeFileSync(join(dir, 'a.svid.pem'), a.cert + a.key);
+    writeFileSync(join(dir, 'b.svid.pem'), b.cert);
+    writeFileSync(join(dir, 'b.key.pem'), b.key);
+    src = new FilesSource({ directory: dir, log: testLogger().log, pollIntervalMs: 60_000, debounceMs: 20 });
+    src.start();
+    const first = await until(() => src?.current());
+    const heldA = first.svids.find((s) => s.spiffeId === A);
+    const b2 = await pems(B);
+    const parses = certificateParses();
+    src.scan();
+    src.scan();
+    expect(certificateParses()).toBe(parses);
+    // B rotates: one certificate parsed, A untouched.
+    atomicWrite(join(dir, 'b.svid.pem'), b2.cert + b2.key);
+    renameSync(join(dir, 'b.key.pem'), join(tmp.dir, 'old-b.key'));
+    src.scan();
+    const next = src.current();
+    expect(next?.svids.find((s) => s.spiffeId === B)?.serial).toBe(b2.serial);
+    expect(next?.svids.find((s) => s.spiffeId === A)).toBe(heldA);
+    expect(certificateParses()).toBe(parses + 1);
   });
 
   it('drops an identity whose files are removed', async () => {
