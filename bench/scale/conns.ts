@@ -171,6 +171,10 @@ export async function connsScale(o: ConnsScaleOptions): Promise<PartResult> {
   try {
     for (const ns of [lab.pod('client').ns, lab.pod('server').ns, lab.node('a').ns, lab.node('b').ns]) {
       sysctlIn(ns, 'net.ipv4.ip_local_port_range', '1024 65000');
+      // The wide range would hand ward's own ports out as source ports: a TIME-WAIT socket left on
+      // 15006 or 15020 by one path then blocks the next ward's listen there (runs 2 and 3 lost every ward
+      // path to EADDRINUSE this way). Reserved ports are never picked as ephemeral ones.
+      sysctlIn(ns, 'net.ipv4.ip_local_reserved_ports', '15000-15021');
       sysctlIn(ns, 'net.ipv4.tcp_tw_reuse', 1);
     }
     startIn(
