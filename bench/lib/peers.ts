@@ -5,13 +5,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Lab } from '../../src/lab/lab.ts';
 import { WARD_MAIN } from '../../src/lab/ward-entry.ts';
 import { hardNofile, sleep, startIn, waitFor } from './exec.ts';
-
-const _ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export type PeerName = 'haproxy' | 'nginx' | 'stunnel';
 export const PEERS: readonly PeerName[] = ['haproxy', 'nginx', 'stunnel'];
