@@ -82,12 +82,18 @@ function isH2Stream(s: Duplex): s is Duplex & Http2Stream {
 /**
  * Resets a side: RST on a TCP socket, RST_STREAM(CONNECT_ERROR) on a CONNECT stream (RFC 9113 §8.5:
  * a TCP reset maps to CONNECT_ERROR). A socket still connecting is simply closed.
+ *
+ * The RST is SO_LINGER {1, 0} and a close, not socket.resetAndDestroy(): while a FIN is queued and not
+ * yet sent (a shutdown request in flight, one loop turn after end()), libuv refuses the reset with
+ * EINVAL, and Node 24 marks the handle closing all the same without closing it. That handle's fd then
+ * leaks, and the worker thread holding it can never end: Node's teardown waits for it forever
+ * (Environment::CleanupHandles), and so does process.exit().
  */
 export function resetSide(s: Duplex): void {
   if (s.destroyed) return;
   if (s instanceof Socket) {
-    if (s.connecting || (s as unknown as { _handle: unknown })._handle === null) s.destroy();
-    else s.resetAndDestroy();
+    if (!s.connecting) setAbortiveClose(s, true);
+    s.destroy();
   } else if (isH2Stream(s)) {
     resetStream(s, h2.NGHTTP2_CONNECT_ERROR);
   } else {

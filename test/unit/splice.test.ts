@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endpoint } from '../../src/net/address.ts';
-import { Connection, type ConnectionOwner } from '../../src/proxy/connection.ts';
+import { Connection, type ConnectionOwner, resetSide } from '../../src/proxy/connection.ts';
 import { pooledReadBuffers, usePooledReads } from '../../src/proxy/pooled-reads.ts';
 import { emptyCounters } from '../../src/proxy/stats.ts';
 import { Sweeper } from '../../src/proxy/sweeper.ts';
@@ -184,6 +184,39 @@ describe('splice', () => {
     await h.waitClosed();
     expect(h.lines[0]).toMatchObject({ reason: 'client_reset' });
     expect((await upstreamError)?.code).toBe('ECONNRESET');
+  });
+
+  it('a reset one turn after end() is still a RST and leaves no socket handle behind', async () => {
+    // The FIN is queued (a shutdown request in flight) but not sent yet. socket.resetAndDestroy() gets
+    // EINVAL from libuv there and Node leaves the handle marked closing but open: its fd leaks and a
+    // worker thread holding it never ends. resetSide must close it with a RST all the same.
+    const tcpHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const before = tcpHandles();
+    let peerOutcome: Promise<string> | undefined;
+    const port = await upstream((s) => {
+      peerOutcome = new Promise((r) => {
+        s.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? e.message));
+        s.on('end', () => r('FIN'));
+      });
+    });
+    const sock = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    await new Promise((r) => sock.once('connect', r));
+    const errors: string[] = [];
+    sock.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+    const closed = new Promise((r) => sock.once('close', r));
+    sock.end();
+    // end() runs the shutdown from a tick; three ticks later it is issued and not yet done.
+    await new Promise<void>((r) => process.nextTick(() => process.nextTick(() => process.nextTick(r))));
+    resetSide(sock);
+    const closedInTime = await Promise.race([
+      closed.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
+    ]);
+    expect(closedInTime).toBe(true);
+    expect(errors).toEqual([]);
+    expect(await peerOutcome).toBe('ECONNRESET');
+    for (let i = 0; i < 100 && tcpHandles() > before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(tcpHandles()).toBe(before);
   });
 
   it('a refused upstream resets the client and logs why', async () => {
