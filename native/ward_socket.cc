@@ -281,6 +281,14 @@ Napi::Value SetNofileLimit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// exitNow(code): _exit(2). process.exit() first joins every worker thread, and one wedged in Node's own
+// teardown would hold the process forever; ward calls this only once its shutdown is otherwise complete
+// (rules removed, logs written synchronously).
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  _exit(code);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNofileLimit", Napi::Function::New(env, GetNofileLimit));
   exports.Set("setNofileLimit", Napi::Function::New(env, SetNofileLimit));
@@ -295,6 +303,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getBufferSizes", Napi::Function::New(env, GetBufferSizes));
   exports.Set("setAbortiveClose", Napi::Function::New(env, SetAbortiveClose));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow));
   return exports;
 }
 

@@ -34,6 +34,7 @@ import { usableCpus } from './proxy/cpu-limit.ts';
 import { acquireInstanceLock } from './proxy/instance-lock.ts';
 import type { ControlSnapshot } from './proxy/mesh.ts';
 import { raiseNofileLimit } from './proxy/rlimit.ts';
+import { exitNow } from './proxy/socket-options.ts';
 import { Supervisor } from './proxy/supervisor.ts';
 import { checkTproxySysctls } from './proxy/sysctl-check.ts';
 // The store is built here, next to its source, so the source's own state (the SPIRE stream) is visible
@@ -351,6 +352,10 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
       }
       await closeProbes();
       await lock.release();
+      const unfinishedWorkers = supervisor.unfinishedWorkers;
+      if (unfinishedWorkers > 0) {
+        log.warn({ unfinishedWorkers }, 'worker threads did not end after terminate; exiting without them');
+      }
       log.info({ closedAtDeadline: closed, counters }, 'stopped');
       resolveStopped();
     })();
@@ -426,7 +431,7 @@ export async function runUntilSignalled(config: Readonly<Config>): Promise<numbe
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
       process.stderr.write(`ward: ${signal} again, exiting now\n`);
-      process.exit(1);
+      exitNow(1);
     }
     signalled = true;
     void ward.stop(signal);
@@ -435,6 +440,11 @@ export async function runUntilSignalled(config: Readonly<Config>): Promise<numbe
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   await ward.stopped;
+  if (ward.supervisor.unfinishedWorkers > 0) {
+    // Everything is stopped and the rules are gone; a worker thread stuck in Node's own teardown
+    // would keep the process alive, and process.exit() would wait for it too.
+    exitNow(0);
+  }
   return 0;
 }
 

@@ -1,4 +1,5 @@
-// Typed wrapper around the ward_socket addon (native/ward_socket.cc): the socket options Node lacks.
+// Typed wrapper around the ward_socket addon (native/ward_socket.cc): the socket options Node lacks,
+// and the few process calls it lacks (rlimits, an exit that does not wait for worker threads).
 import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
 import { describeError } from '../errors.ts';
@@ -25,6 +26,7 @@ interface WardSocketAddon {
   setAbortiveClose(fd: number, on: boolean): void;
   getNofileLimit(): [number, number];
   setNofileLimit(soft: number, hard: number): void;
+  exitNow(code: number): never;
 }
 
 const require = createRequire(import.meta.url);
@@ -128,6 +130,14 @@ export function getNofileLimit(): [number, number] {
 /** setrlimit(RLIMIT_NOFILE); throws the addon's errno error (EPERM past the hard limit or fs.nr_open). */
 export function setNofileLimit(soft: number, hard: number): void {
   addon.setNofileLimit(soft, hard);
+}
+
+/**
+ * Ends the process at once (_exit), without joining worker threads as process.exit() does. Only for a
+ * shutdown that is otherwise complete: nothing buffered is flushed and no 'exit' handler runs.
+ */
+export function exitNow(code: number): never {
+  return addon.exitNow(code);
 }
 
 /**

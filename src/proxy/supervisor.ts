@@ -43,6 +43,28 @@ export class WorkerStartError extends WardError {
   }
 }
 
+/** How long drain() waits for a stopped worker's thread to end. */
+const TERMINATE_GRACE_MS = 3000;
+
+/**
+ * Terminates a worker and waits at most `graceMs` for its thread to end. terminate() resolves only once
+ * Node has torn the thread's environment down, and that teardown waits for every handle to close: one
+ * that never does (a socket handle Node marked closing without closing it) would hold ward's shutdown,
+ * with its capture rules still in place, forever.
+ */
+export async function terminateWithin(worker: Worker, graceMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    worker.terminate().then(() => true),
+    new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), graceMs);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  return ended;
+}
+
 export class Supervisor {
   readonly #config: Readonly<Config>;
   readonly #log: Logger;
@@ -50,6 +72,7 @@ export class Supervisor {
   /** Counters of workers that have exited, so totals never go backwards. */
   readonly #retired: WorkerCounters = emptyCounters();
   #stopping = false;
+  #unfinished = 0;
   #restartsTotal = 0;
   #control: ControlSnapshot | null = null;
   #credentials: CredentialsSnapshot | null = null;
@@ -261,9 +284,14 @@ export class Supervisor {
         worker.postMessage({ type: 'drain', deadlineMs } satisfies ToWorker);
         // A worker that cannot even answer gets a little past the deadline, then is stopped.
         await Promise.race([done, new Promise((r) => setTimeout(r, deadlineMs + 2000).unref())]);
-        await worker.terminate();
+        if (!(await terminateWithin(worker, TERMINATE_GRACE_MS))) this.#unfinished++;
       }),
     );
     return closedAtDeadline;
+  }
+
+  /** Workers whose threads had not ended TERMINATE_GRACE_MS after drain() stopped them. */
+  get unfinishedWorkers(): number {
+    return this.#unfinished;
   }
 }
