@@ -13,10 +13,10 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Lab } from '../src/lab/lab.ts';
-import { sysctlIn } from '../src/lab/netns.ts';
-import { hardNofile, killTracked, runIn, sleep, startIn } from './lib/exec.ts';
+import type { Lab } from '../src/lab/lab.ts';
+import { hardNofile, runIn, sleep, startIn } from './lib/exec.ts';
 import { fixedRate, hold, iperf, type Target, wrk } from './lib/load.ts';
+import { openLoadLab } from './lib/load-lab.ts';
 import {
   BACKEND,
   type Certs,
@@ -100,16 +100,6 @@ interface Active {
   target(s: Service): Target;
   stop(): Promise<void>;
 }
-
-const POLICY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: bench-allow-client, namespace: default }
-spec:
-  endpointSelector: { matchLabels: { app: server } }
-  ingress:
-    - fromEndpoints: [{ matchLabels: { app: client } }]
-      authentication: { mode: required }
-`;
 
 let tagSeq = 0;
 
@@ -232,29 +222,11 @@ async function measure(lab: Lab, path: PathName, a: Active): Promise<Sample> {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const lab = await Lab.create({
-    name: `bench${process.pid % 10000}`,
-    startWards: false,
-    mesh: { policies: { 'bench.yaml': POLICY }, svidTtl: '12h' },
-  });
-  const onSignal = (): void => {
-    killTracked();
-    void lab.destroy().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { lab, close } = await openLoadLab(`bench${process.pid % 10000}`);
   const dir = join(lab.dir, 'peers');
   const samples: Record<string, Sample[]> = {};
   let profile: Awaited<ReturnType<typeof profileWard>> | undefined;
   try {
-    for (const ns of [lab.pod('client').ns, lab.pod('server').ns, lab.node('a').ns, lab.node('b').ns]) {
-      sysctlIn(ns, 'net.ipv4.ip_local_port_range', '1024 65000');
-      // The wide range would hand ward's own ports out as source ports: a TIME-WAIT socket left on
-      // 15006 or 15020 by one path then blocks the next ward's listen there (runs 2 and 3 lost every ward
-      // path to EADDRINUSE this way). Reserved ports are never picked as ephemeral ones.
-      sysctlIn(ns, 'net.ipv4.ip_local_reserved_ports', '15000-15021');
-      sysctlIn(ns, 'net.ipv4.tcp_tw_reuse', 1);
-    }
     const certs = issueCerts(lab, dir);
     const server = lab.pod('server');
     for (const argv of [
@@ -316,8 +288,7 @@ async function main(): Promise<void> {
       profile = await profileWard(lab, certs, dir, seconds, outDir);
     }
   } finally {
-    killTracked();
-    await lab.destroy();
+    await close();
   }
   const versions: Record<string, string> = { node: process.version };
   for (const p of PEERS) if (peerAvailable(p)) versions[p] = peerVersion(p);

@@ -6,10 +6,9 @@
 // Counts that need more descriptors than this machine allows are not measured; the fit says what the
 // measured slope predicts for them, labelled as an extrapolation.
 import { fileURLToPath } from 'node:url';
-import { Lab } from '../../src/lab/lab.ts';
-import { sysctlIn } from '../../src/lab/netns.ts';
+import type { Lab } from '../../src/lab/lab.ts';
 import { NOFILE_HEADROOM, nofileWanted } from '../../src/proxy/rlimit.ts';
-import { hardNofile, killTracked, sleep, startIn } from '../lib/exec.ts';
+import { hardNofile, sleep, startIn } from '../lib/exec.ts';
 import {
   describeGrowth,
   fitGrowth,
@@ -19,6 +18,7 @@ import {
   predictPower,
 } from '../lib/growth.ts';
 import { hold, type Target } from '../lib/load.ts';
+import { openLoadLab } from '../lib/load-lab.ts';
 import { BACKEND } from '../lib/peers.ts';
 import { lineChart } from '../lib/plot.ts';
 import { rssKiB } from '../lib/procstat.ts';
@@ -27,17 +27,6 @@ import { startWards, stopWards, wardMaxConns } from '../lib/ward.ts';
 import { type Chart, fitJson, fitLine, fmt, type PartResult, table } from './report.ts';
 
 const PEER_PROGRAM = fileURLToPath(new URL('../../src/lab/peer.ts', import.meta.url));
-
-/** The harness's policy: client → server, authentication required (so every connection is mTLS). */
-const POLICY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: scale-allow-client, namespace: default }
-spec:
-  endpointSelector: { matchLabels: { app: server } }
-  ingress:
-    - fromEndpoints: [{ matchLabels: { app: client } }]
-      authentication: { mode: required }
-`;
 
 /** The counts issue 8 asks about plus steps between; those that do not fit are extrapolated. */
 export const WANTED_COUNTS: readonly number[] = [1000, 2500, 5000, 7500, 10_000, 50_000];
@@ -156,27 +145,9 @@ export async function connsScale(o: ConnsScaleOptions): Promise<PartResult> {
     .sort((a, b) => a - b);
   if (counts.length < 2) throw new Error(`at least two counts must fit in ${fits} connections`);
   const notes = notMeasured.length === 0 ? [] : [whyNotMeasured(notMeasured)];
-  const lab = await Lab.create({
-    name: `scale${process.pid % 10000}`,
-    startWards: false,
-    mesh: { policies: { 'scale.yaml': POLICY }, svidTtl: '12h' },
-  });
-  const onSignal = (): void => {
-    killTracked();
-    void lab.destroy().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { lab, close } = await openLoadLab(`scale${process.pid % 10000}`);
   const samples: Sample[] = [];
   try {
-    for (const ns of [lab.pod('client').ns, lab.pod('server').ns, lab.node('a').ns, lab.node('b').ns]) {
-      sysctlIn(ns, 'net.ipv4.ip_local_port_range', '1024 65000');
-      // The wide range would hand ward's own ports out as source ports: a TIME-WAIT socket left on
-      // 15006 or 15020 by one path then blocks the next ward's listen there (runs 2 and 3 lost every ward
-      // path to EADDRINUSE this way). Reserved ports are never picked as ephemeral ones.
-      sysctlIn(ns, 'net.ipv4.ip_local_reserved_ports', '15000-15021');
-      sysctlIn(ns, 'net.ipv4.tcp_tw_reuse', 1);
-    }
     startIn(
       lab.pod('server').ns,
       [process.execPath, PEER_PROGRAM, 'serve', '--port', String(BACKEND.echo)],
@@ -200,10 +171,7 @@ export async function connsScale(o: ConnsScaleOptions): Promise<PartResult> {
       }
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    killTracked();
-    await lab.destroy();
+    await close();
   }
   return connsReport({ samples, counts, notMeasured, reps: o.reps, notes });
 }

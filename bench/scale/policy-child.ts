@@ -172,5 +172,6 @@ const cell: PolicyCell = {
   cachedSamples: cached,
   allowedShare: decided === 0 ? Number.NaN : allowed / decided,
   rssMiB: process.memoryUsage().rss / MiB,
+  cache: engine.cacheStats(),
 };
 process.stdout.write(`${JSON.stringify(cell)}\n`);

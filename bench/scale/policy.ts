@@ -44,6 +44,8 @@ export interface PolicyCell {
   readonly cachedSamples: readonly number[];
   readonly allowedShare: number;
   readonly rssMiB: number;
+  /** The cached engine's LRU after the cached-decision phase. */
+  readonly cache: { size: number; pairs: number; hits: number; misses: number };
 }
 
 export interface PolicyScaleOptions {

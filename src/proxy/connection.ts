@@ -128,18 +128,27 @@ function rstCodeOf(s: Duplex): number {
 }
 
 // Named handlers shared by every connection: `this` is the side; its connection and peer hang off it.
+/** Counts a read of `n` bytes on `side` and keeps its connection from idling; corks the peer for bulk. */
+function took(side: Side, n: number): Side {
+  side[kRead] += n;
+  side[kConn].lastActive = side[kConn].owner.sweeper.now;
+  const peer = side[kPeer];
+  if (n >= CORK_MIN) corkForTurn(peer);
+  return peer;
+}
+
 function onData(this: Side, chunk: Buffer): void {
-  this[kRead] += chunk.length;
-  this[kConn].lastActive = this[kConn].owner.sweeper.now;
-  const peer = this[kPeer];
-  if (chunk.length >= CORK_MIN) {
-    corkForTurn(peer);
-    // Bulk on a TCP side: later reads go to pooled buffers (no ArrayBuffer per read for the GC).
-    if (!this[kPooled] && this instanceof Socket && usePooledReads(this, onPooledRead)) {
-      this[kPooled] = true;
-      this[kInflight] = [];
-      this[kWritten] = onWritten.bind(this);
-    }
+  const peer = took(this, chunk.length);
+  // Bulk on a TCP side: later reads go to pooled buffers (no ArrayBuffer per read for the GC).
+  if (
+    chunk.length >= CORK_MIN &&
+    !this[kPooled] &&
+    this instanceof Socket &&
+    usePooledReads(this, onPooledRead)
+  ) {
+    this[kPooled] = true;
+    this[kInflight] = [];
+    this[kWritten] = onWritten.bind(this);
   }
   if (!peer.write(chunk)) this.pause();
 }
@@ -147,10 +156,7 @@ function onData(this: Side, chunk: Buffer): void {
 /** A read into a pooled buffer: the buffer travels with the write and comes back when it completes. */
 function onPooledRead(this: Socket, nread: number, buf: Buffer): boolean {
   const side = this as unknown as Side;
-  side[kRead] += nread;
-  side[kConn].lastActive = side[kConn].owner.sweeper.now;
-  const peer = side[kPeer];
-  if (nread >= CORK_MIN) corkForTurn(peer);
+  const peer = took(side, nread);
   side[kInflight].push(buf);
   if (peer.write(nread === buf.length ? buf : buf.subarray(0, nread), side[kWritten])) return true;
   this.pause();

@@ -4,7 +4,6 @@
 // identities keep their context objects; failures in a chunk go to onError.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { derToPem } from '../../../src/svid/certificate.ts';
 import {
   BUILD_CHUNK,
   type CredentialsSnapshot,
@@ -13,8 +12,7 @@ import {
 } from '../../../src/svid/credentials.ts';
 import { type DevCa, initCaDir } from '../../../src/svid/dev-ca.ts';
 import type { SvidError } from '../../../src/svid/errors.ts';
-import { parseOwnSvid } from '../../../src/svid/x509-svid.ts';
-import { tempDir } from './helpers.ts';
+import { credentialsOf, tempDir } from './helpers.ts';
 
 const TD = 'spiffe.cilium';
 const MANY = BUILD_CHUNK * 3 + 1;
@@ -26,16 +24,7 @@ let first: IdentityCredentials[];
 let second: IdentityCredentials[];
 
 async function credentials(id: string): Promise<IdentityCredentials> {
-  const s = await ca.issue(id);
-  const svid = parseOwnSvid({ chain: s.chain, key: s.key });
-  return {
-    spiffeId: id,
-    certChainPem: s.chain.map((d) => derToPem(d)).join(''),
-    keyPem: derToPem(s.key, 'PRIVATE KEY'),
-    serial: svid.serial,
-    notBefore: svid.notBefore,
-    notAfter: svid.notAfter,
-  };
+  return credentialsOf(await ca.issue(id));
 }
 
 function snapshot(version: number, identities: readonly IdentityCredentials[]): CredentialsSnapshot {

@@ -16,7 +16,7 @@ import {
 } from '../../../src/svid/credentials.ts';
 import { type DevCa, initCaDir } from '../../../src/svid/dev-ca.ts';
 import type { SvidError } from '../../../src/svid/errors.ts';
-import { tempDir, until } from './helpers.ts';
+import { credentialsOf, tempDir, until } from './helpers.ts';
 
 const TD = 'spiffe.cilium';
 const CLIENT = `spiffe://${TD}/identity/2001`;
@@ -35,14 +35,7 @@ async function issueFiles(c: DevCa, id: string, name: string) {
   writeFileSync(cert, s.chain.map((d) => derToPem(d)).join(''));
   writeFileSync(key, derToPem(s.key, 'PRIVATE KEY'));
   files[name] = { cert, key };
-  return {
-    spiffeId: id,
-    certChainPem: s.chain.map((d) => derToPem(d)).join(''),
-    keyPem: derToPem(s.key, 'PRIVATE KEY'),
-    serial: s.serial,
-    notBefore: s.notBefore,
-    notAfter: s.notAfter,
-  };
+  return credentialsOf(s);
 }
 
 beforeAll(async () => {
