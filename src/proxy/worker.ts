@@ -3,7 +3,7 @@
 // sends flow records in batches, re-checks open connections after every change, and drains when told.
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError } from '../errors.ts';
-import { createAccessLogger, initLogger, TurnBatchedDestination } from '../log.ts';
+import { initLogger } from '../log.ts';
 import type { FlowRecord } from '../observe/flow.ts';
 import { DataPlane } from './data-plane.ts';
 import { MeshView } from './mesh.ts';
@@ -20,12 +20,7 @@ async function main(): Promise<void> {
   const config = init.config;
   const root = initLogger(init.logLevel, { node: config.node.name });
   const log = root.child({ component: 'worker', worker: init.workerId });
-  // The access log (a line per connection) is written a turn at a time: one write(2) per turn, not per line.
-  const accessOut = new TurnBatchedDestination();
-  const accessRoot = createAccessLogger(init.logLevel, { node: config.node.name }, accessOut);
-  const accessLog = config.log.accessLog
-    ? accessRoot.child({ component: 'access', worker: init.workerId })
-    : null;
+  const accessLog = config.log.accessLog ? root.child({ component: 'access', worker: init.workerId }) : null;
   const send = (m: FromWorker) => port.postMessage(m);
 
   const mesh = new MeshView({
@@ -82,12 +77,10 @@ async function main(): Promise<void> {
       case 'logging':
         // Child loggers without a level of their own follow the root's.
         root.level = m.level;
-        accessRoot.level = m.level;
         break;
       case 'drain':
         clearInterval(ticker);
         void plane.drain(m.deadlineMs).then((closedAtDeadline) => {
-          accessOut.flush();
           flushFlows();
           send({ type: 'drained', closedAtDeadline, counters: plane.counters });
         });
