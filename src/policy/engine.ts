@@ -23,6 +23,42 @@ export interface PolicyEngineOptions {
   readonly cacheSize?: number;
 }
 
+/** Entries an empty decision cache starts with; it grows by 4× up to its bound as it fills. */
+const INITIAL_CACHE_ENTRIES = 1024;
+
+/**
+ * An LRU cache that starts small and grows to `bound` as it fills. lru-cache allocates its slot arrays
+ * for `max` at construction (about 1.4 MiB at 65,536), which an idle node, and every snapshot swap,
+ * would pay in full. Growing copies the entries oldest first, so the order of use carries over.
+ */
+class GrowingLru<K extends {}, V extends {}> {
+  readonly #bound: number;
+  #lru: LRUCache<K, V>;
+
+  constructor(bound: number) {
+    this.#bound = bound;
+    this.#lru = new LRUCache<K, V>({ max: Math.min(bound, INITIAL_CACHE_ENTRIES) });
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  get(k: K): V | undefined {
+    return this.#lru.get(k);
+  }
+
+  set(k: K, v: V): void {
+    const lru = this.#lru;
+    if (lru.size >= lru.max && lru.max < this.#bound && !lru.has(k)) {
+      const bigger = new LRUCache<K, V>({ max: Math.min(this.#bound, lru.max * 4) });
+      lru.rforEach((value, key) => bigger.set(key, value));
+      this.#lru = bigger;
+    }
+    this.#lru.set(k, v);
+  }
+}
+
 function peerKey(p: PolicyPeer): string {
   // World peers have no identity of their own here: CIDR rules decide on the address.
   return p.kind === 'world' ? `w${p.ip ?? ''}` : String(p.identity);
@@ -37,8 +73,8 @@ export function createPolicyEngine(initial?: PolicySnapshot, opts: PolicyEngineO
   let snapshot = initial ?? compileSnapshot([]);
   // Pod/reserved pairs: (src, dst) as a number → (port, protocol) → verdict. World peers and
   // named-port destinations: a string key.
-  let pairs = new LRUCache<number, Map<number, Verdict>>({ max });
-  let other = new LRUCache<string, Verdict>({ max });
+  let pairs = new GrowingLru<number, Map<number, Verdict>>(max);
+  let other = new GrowingLru<string, Verdict>(max);
   let size = 0;
   const listeners = new Set<(s: PolicySnapshot) => void>();
   let hits = 0;
@@ -87,8 +123,8 @@ export function createPolicyEngine(initial?: PolicySnapshot, opts: PolicyEngineO
     },
     swap(next: PolicySnapshot): void {
       snapshot = next;
-      pairs = new LRUCache<number, Map<number, Verdict>>({ max });
-      other = new LRUCache<string, Verdict>({ max });
+      pairs = new GrowingLru<number, Map<number, Verdict>>(max);
+      other = new GrowingLru<string, Verdict>(max);
       size = 0;
       for (const l of listeners) l(next);
     },

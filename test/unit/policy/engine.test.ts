@@ -44,6 +44,22 @@ describe('policy engine', () => {
     expect(e.current()).toBe(denyAll);
   });
 
+  it('the cache grows past its starting size to its bound, then forgets the least recently used', () => {
+    const e = createPolicyEngine(allowClient, { cacheSize: 2048 });
+    // Distinct source identities (labels shared, so every verdict is the same allow).
+    const from = (i: number) => ({ ...c, src: { ...app('client'), identity: 100_000 + i } });
+    // 2,048 pairs: the cache starts smaller and grows on the way, keeping the order of use.
+    for (let i = 0; i < 2048; i++) e.decide(from(i));
+    expect(e.cacheStats()).toMatchObject({ misses: 2048, pairs: 2048 });
+    // 100 more push out the 100 least recently used: the first 100.
+    for (let i = 2048; i < 2148; i++) e.decide(from(i));
+    expect(e.cacheStats()).toMatchObject({ misses: 2148, pairs: 2048 });
+    for (let i = 100; i < 2148; i++) expect(e.decide(from(i)).verdict).toBe('allow');
+    expect(e.cacheStats()).toMatchObject({ hits: 2048, misses: 2148 });
+    e.decide(from(0));
+    expect(e.cacheStats().misses).toBe(2149);
+  });
+
   it('keys world peers by address, so CIDR rules are not confused', () => {
     const s = snap(
       cnp(
