@@ -22,7 +22,7 @@ import {
   type SvidStatus,
 } from './observe/node-status.ts';
 import { startMetricsServer, startProbeServer } from './observe/probe-server.ts';
-import { type PolicyControlPlane, startPolicyControlPlane } from './policy/index.ts';
+import { type PolicyControlPlane, startPolicyControlPlane } from './policy/control-plane.ts';
 import {
   type CaptureSpec,
   cleanAll,

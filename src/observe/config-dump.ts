@@ -4,8 +4,8 @@
 // one by one, and the serialised text is scanned for key material before it is sent.
 import type { Config } from '../config/schema.ts';
 import type { Workload } from '../inventory/index.ts';
-import type { PolicySnapshot } from '../policy/index.ts';
-import { formatIssue } from '../policy/index.ts';
+import { formatIssue } from '../policy/errors.ts';
+import type { PolicySnapshot } from '../policy/snapshot.ts';
 import type { NodeStatus } from './node-status.ts';
 
 export interface ConfigDumpInput {

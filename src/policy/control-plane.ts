@@ -6,8 +6,6 @@ import type { Logger } from '../log.ts';
 import type { ClusterConfig, InventoryConfig, KubernetesConfig, PolicyConfig } from './config.ts';
 import { createPolicyEngine, type PolicyEngine } from './engine.ts';
 import { createFilePolicySource } from './file-source.ts';
-import { connectKube } from './kube/client.ts';
-import { createKubernetesSource } from './kubernetes-source.ts';
 import { Listeners } from './source.ts';
 
 /** Whether a source is delivering: a Kubernetes watch is watching, a file was read without error. */
@@ -56,6 +54,11 @@ export async function startPolicyControlPlane(cfg: ControlPlaneConfig): Promise<
   let inventoryFileHealth: (() => SourceHealth) | null = null;
   try {
     if (cfg.policy.source === 'kubernetes' || cfg.inventory.source === 'kubernetes') {
+      // Loaded only here: the Kubernetes client (undici) is ~6 MiB of heap a node with file sources never uses.
+      const [{ connectKube }, { createKubernetesSource }] = await Promise.all([
+        import('./kube/client.ts'),
+        import('./kubernetes-source.ts'),
+      ]);
       const k = cfg.kubernetes;
       const conn = connectKube({
         auth: k.auth,

@@ -8,6 +8,24 @@ import { startPolicyControlPlane } from '../../../src/policy/control-plane.ts';
 const seed = new URL('../../../examples/seed/', import.meta.url).pathname;
 
 describe('policy control plane', () => {
+  it('with a Kubernetes source, loads the client on demand and names a kubeconfig it cannot read', async () => {
+    const start = startPolicyControlPlane({
+      policy: { source: 'kubernetes' },
+      inventory: { source: 'kubernetes' },
+      cluster: clusterConfigSchema.parse({ name: 'cluster1', id: 1 }),
+      kubernetes: kubernetesConfigSchema.parse({
+        auth: 'kubeconfig',
+        kubeconfig: '/nonexistent/ward-kubeconfig',
+      }),
+      nodeName: 'aks-node-0',
+      logger: pino({ level: 'silent' }),
+    });
+    await expect(start).rejects.toMatchObject({
+      code: 'POL_KUBE_API',
+      message: expect.stringContaining('/nonexistent/ward-kubeconfig'),
+    });
+  });
+
   it('runs the seed scenario by IP from files', async () => {
     const cp = await startPolicyControlPlane({
       policy: {
