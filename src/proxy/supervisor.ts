@@ -47,22 +47,22 @@ export class WorkerStartError extends WardError {
 const TERMINATE_GRACE_MS = 3000;
 
 /**
- * Terminates a worker and waits at most `graceMs` for its thread to end. terminate() resolves only once
- * Node has torn the thread's environment down, and that teardown waits for every handle to close: one
- * that never does (a socket handle Node marked closing without closing it) would hold ward's shutdown,
- * with its capture rules still in place, forever.
+ * Whether `p` settles within `ms`. Used for a worker's drain answer and for terminate(), which resolves
+ * only once Node has torn the thread's environment down; that teardown waits for every handle to close,
+ * and one that never does (a socket handle Node marked closing without closing it) would otherwise hold
+ * ward's shutdown, with its capture rules still in place, forever.
  */
-export async function terminateWithin(worker: Worker, graceMs: number): Promise<boolean> {
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    worker.terminate().then(() => true),
+  const settled = await Promise.race([
+    p.then(() => true),
     new Promise<boolean>((r) => {
-      timer = setTimeout(() => r(false), graceMs);
+      timer = setTimeout(() => r(false), ms);
       timer.unref();
     }),
   ]);
   clearTimeout(timer);
-  return ended;
+  return settled;
 }
 
 export class Supervisor {
@@ -283,8 +283,8 @@ export class Supervisor {
         });
         worker.postMessage({ type: 'drain', deadlineMs } satisfies ToWorker);
         // A worker that cannot even answer gets a little past the deadline, then is stopped.
-        await Promise.race([done, new Promise((r) => setTimeout(r, deadlineMs + 2000).unref())]);
-        if (!(await terminateWithin(worker, TERMINATE_GRACE_MS))) this.#unfinished++;
+        await within(done, deadlineMs + 2000);
+        if (!(await within(worker.terminate(), TERMINATE_GRACE_MS))) this.#unfinished++;
       }),
     );
     return closedAtDeadline;

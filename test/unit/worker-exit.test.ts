@@ -1,5 +1,5 @@
-// A ward whose worker thread is wedged in Node's own teardown still stops: terminateWithin gives up on
-// the thread after its grace, and exitNow ends the process where process.exit() would wait for it.
+// A ward whose worker thread is wedged in Node's own teardown still stops: within() gives up on the
+// thread's terminate() after its grace, and exitNow ends the process where process.exit() would wait.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ function run(mode: 'exitNow' | 'processExit', timeout: number) {
 }
 
 describe('a worker thread wedged in teardown', () => {
-  it('terminateWithin reports it and exitNow still ends the process', () => {
+  it('within() reports that terminate did not end it, and exitNow still ends the process', () => {
     const r = run('exitNow', 10_000);
     expect(r.stdout).toBe('worker wedged; terminate ended it: false\n');
     expect(r.signal).toBeNull();
