@@ -147,6 +147,19 @@ describe('peer X.509-SVID verification (facts §6 B)', () => {
     );
   });
 
+  it('B14 also rejects extensions that are not what their OID says, naming them', () => {
+    const badSan = pki.issue('b14san', ca1, [...leafExt(null), '2.5.29.17 = DER:05:00']);
+    const badKu = pki.issue('b14ku', ca1, [
+      ...leafExt(ID, { keyUsage: null }),
+      '2.5.29.15 = critical, DER:04:00',
+    ]);
+    for (const leaf of [badSan, badKu]) {
+      expect(codeOf(() => verifyPeerChain([leaf.der], bundles))).toMatch(
+        /^SVID_MALFORMED_CERT: cannot parse the certificate extensions: /,
+      );
+    }
+  });
+
   it('B15 rejects a leaf whose ID is the trust domain itself', () => {
     const leaf = pki.issue('b15', ca1, leafExt('spiffe://domain1.test'));
     expect(codeOf(() => verifyPeerChain([leaf.der], bundles))).toMatch(/^SVID_ROOT_PATH_ID: .*no path/);
