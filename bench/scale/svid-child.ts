@@ -6,17 +6,19 @@
 //     holds N identities in ward's identity store and measures memory and rotation CPU
 //
 // measure drives the path a running ward takes: a Delegated Identity API response (DER chain and PKCS#8
-// key per SVID, as SPIRE or `ward ca serve` sends it) → parseDelegatedSvids with the source's OwnSvidMemo
-// (parse, SVID profile checks, key ↔ certificate match for SVIDs whose bytes are new; the others reused)
-// → the source's snapshot → the identity store (PEM for the workers, timers at half-life and expiry, one
-// log line per SVID) → the main thread's CredentialView (a SecureContext per changed identity) → each
-// worker thread's CredentialView (the snapshot structured-cloned, as postMessage does, then a
-// SecureContext per changed identity again). The views build large change sets in chunks between turns
-// of the event loop: each phase is timed until its view has built everything, and the longest stretch a
-// worker view kept its thread busy (apply() itself, or one chunk) is measured with an event-loop probe.
+// key per SVID, as SPIRE or `ward ca serve` sends it) → parseDelegatedSvidsInTurns with the source's
+// OwnSvidMemo (parse, SVID profile checks, key ↔ certificate match for SVIDs whose bytes are new; the
+// others reused) → the source's snapshot → the identity store (PEM for the workers, timers at half-life
+// and expiry, one log line per SVID) → the main thread's CredentialView (a SecureContext per changed
+// identity) and the snapshot serialized once per worker, as postMessage does → each worker thread's
+// CredentialView (the snapshot deserialized, then a SecureContext per changed identity again). The views build large change sets in chunks between turns
+// of the event loop: each phase is timed until its view has built everything, and the longest stretch the
+// main thread (parse in turns, store, main view) and a worker view (apply() itself, or one chunk) kept
+// their thread busy is measured with an event-loop probe.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { deserialize, serialize } from 'node:v8';
 import pino from 'pino';
 import type { Logger } from '../../src/log.ts';
 import { pemBlocks } from '../../src/svid/certificate.ts';
@@ -25,7 +27,11 @@ import {
   type CredentialView,
   createCredentialView,
 } from '../../src/svid/credentials.ts';
-import { parseDelegatedBundles, parseDelegatedSvids } from '../../src/svid/delegated-identity-client.ts';
+import {
+  parseDelegatedBundles,
+  parseDelegatedSvids,
+  parseDelegatedSvidsInTurns,
+} from '../../src/svid/delegated-identity-client.ts';
 import { DEFAULT_SVID_TTL_MS, loadCaDir } from '../../src/svid/dev-ca.ts';
 import type { SubscribeToX509SvidsResponse } from '../../src/svid/grpc-protos.ts';
 import { createIdentityStore } from '../../src/svid/identity-store.ts';
@@ -221,48 +227,55 @@ async function measure(): Promise<void> {
   const store = createIdentityStore({ source, log });
   const workerViews: CredentialView[] = [];
   // What the store posts; each worker view applies it after the main thread is done (postMessage is
-  // asynchronous), so the CPU of each phase is measured on its own.
-  let posted: CredentialsSnapshot | undefined;
+  // asynchronous), so the CPU of each phase is measured on its own. postMessage serializes the snapshot
+  // on the main thread, once per worker (src/proxy/supervisor.ts): v8.serialize is the same serializer.
+  let posted: Buffer[] = [];
   store.onChange((s) => {
-    posted = s;
+    posted = [];
+    for (let w = 0; w < workers; w++) posted.push(serialize(s));
   });
 
-  /** One message through the whole path; CPU seconds per phase, the longest worker turn in ms. */
+  /** One message through the whole path; CPU seconds per phase, the longest main and worker turns in ms. */
   const deliver = async (entries: readonly Entry[]) => {
     const resp = response(entries);
-    posted = undefined;
+    posted = [];
     const t0 = process.cpuUsage();
     const w0 = process.hrtime.bigint();
-    const parsed = parseDelegatedSvids(resp, TRUST_DOMAIN, memo);
-    const parse = cpuS(t0);
-    if (parsed.rejected.length > 0) throw new Error(`SVIDs refused: ${JSON.stringify(parsed.rejected[0])}`);
-    const t1 = process.cpuUsage();
-    source.push({ svids: parsed.svids, bundles, federatesWith: [] });
-    await store.view().built();
-    const storeMain = cpuS(t1);
-    const snap = posted as CredentialsSnapshot | undefined;
-    if (snap === undefined) throw new Error('the store published nothing');
-    let workers = 0;
+    let parse = 0;
+    let storeMain = 0;
+    const mainStallMs = await longestTurnMs(async () => {
+      const parsed = await parseDelegatedSvidsInTurns(resp, TRUST_DOMAIN, memo);
+      parse = cpuS(t0);
+      if (parsed.rejected.length > 0) throw new Error(`SVIDs refused: ${JSON.stringify(parsed.rejected[0])}`);
+      const t1 = process.cpuUsage();
+      source.push({ svids: parsed.svids, bundles, federatesWith: [] });
+      await store.view().built();
+      storeMain = cpuS(t1);
+    });
+    if (posted.length !== workers) throw new Error('the store published nothing');
+    let workersS = 0;
     let workerStallMs = 0;
-    for (const view of workerViews) {
+    for (const [w, view] of workerViews.entries()) {
       const t = process.cpuUsage();
       let applyMs = 0;
       const chunkMs = await longestTurnMs(async () => {
         const a = performance.now();
-        view.apply(structuredClone(snap));
+        // The worker's side of postMessage: the snapshot deserialized, then applied.
+        view.apply(deserialize(posted[w] as Buffer) as CredentialsSnapshot);
         applyMs = performance.now() - a;
         await view.built();
       });
-      workers += cpuS(t);
+      workersS += cpuS(t);
       workerStallMs = Math.max(workerStallMs, applyMs, chunkMs);
     }
     const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
     return {
       parseS: parse,
       storeMainS: storeMain,
-      workersS: workers,
+      workersS,
       workerStallMs,
-      totalS: parse + storeMain + workers,
+      mainStallMs,
+      totalS: parse + storeMain + workersS,
       wallS,
     };
   };

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { PARSE_CACHE_ENTRIES } from '../../src/svid/certificate.ts';
 import { BUILD_CHUNK } from '../../src/svid/credentials.ts';
 import { DEFAULT_SVID_TTL_MS, initCaDir } from '../../src/svid/dev-ca.ts';
+import { TURN_BUDGET_MS } from '../../src/svid/turns.ts';
 import { runNodeJson } from '../lib/child.ts';
 import { describeGrowth, fitGrowth, fitLinear, type GrowthFit, type LinearFit } from '../lib/growth.ts';
 import { lineChart } from '../lib/plot.ts';
@@ -67,7 +68,7 @@ export function decodeEntries(buf: Buffer, limit = Number.POSITIVE_INFINITY): Po
 }
 
 export interface Phases {
-  /** parseDelegatedSvids with the source's memo: DER parse, SVID profile checks, key ↔ certificate match. */
+  /** parseDelegatedSvidsInTurns with the source's memo: DER parse, SVID profile checks, key ↔ certificate match. */
   readonly parseS: number;
   /** The identity store (PEM export, timers, log lines) and the main thread's view (SecureContexts). */
   readonly storeMainS: number;
@@ -75,6 +76,8 @@ export interface Phases {
   readonly workersS: number;
   /** The longest stretch one worker view held its thread: apply() itself, or one chunk of contexts (ms). */
   readonly workerStallMs: number;
+  /** The longest stretch the main thread was held from the message to its built view (ms). */
+  readonly mainStallMs: number;
   readonly totalS: number;
   readonly wallS: number;
 }
@@ -194,6 +197,7 @@ interface Row {
   readonly rotateAllStoreMainS: number;
   readonly rotateAllWorkersS: number;
   readonly rotateAllWorkerStallMs: number;
+  readonly rotateAllMainStallMs: number;
   readonly rotateAllSamples: readonly number[];
   readonly rotateAllCpuSPerHour: number;
   readonly singleMessageCpuMs: number;
@@ -230,6 +234,7 @@ function row(r: SvidChildResult): Row {
     rotateAllStoreMainS: med(r.rotations, 'storeMainS'),
     rotateAllWorkersS: med(r.rotations, 'workersS'),
     rotateAllWorkerStallMs: med(r.rotations, 'workerStallMs'),
+    rotateAllMainStallMs: med(r.rotations, 'mainStallMs'),
     rotateAllSamples: r.rotations.map((x) => x.totalS),
     rotateAllCpuSPerHour: rotateAll * ROTATIONS_PER_HOUR,
     singleMessageCpuMs: single * 1000,
@@ -337,7 +342,7 @@ function markdown(
   const L: string[] = [
     '## SVIDs held per node',
     '',
-    `Identity store + main-thread CredentialView + ${o.workers} worker view(s), each SVID an EC P-256 leaf from the development CA; TTL ${DEFAULT_SVID_TTL_MS / 3_600_000} h (\`DEFAULT_SVID_TTL_MS\`), rotated at half-life (\`ca-server.ts\` halfLife) = ${ROTATIONS_PER_HOUR} rotations per identity per hour. Memory: after a full GC, minus the same process before the store existed. CPU: process.cpuUsage over one Delegated Identity API message through parseDelegatedSvids (with the source's memo) → source → store → views, each view timed until it has built every context (large change sets are built in chunks of ${BUILD_CHUNK} between event-loop turns); medians of ${o.reps} all-at-once rotations and ${o.spread} single-SVID messages.`,
+    `Identity store + main-thread CredentialView + ${o.workers} worker view(s), each SVID an EC P-256 leaf from the development CA; TTL ${DEFAULT_SVID_TTL_MS / 3_600_000} h (\`DEFAULT_SVID_TTL_MS\`), rotated at half-life (\`ca-server.ts\` halfLife) = ${ROTATIONS_PER_HOUR} rotations per identity per hour. Memory: after a full GC, minus the same process before the store existed. CPU: process.cpuUsage over one Delegated Identity API message through parseDelegatedSvidsInTurns (with the source's memo) → source → store → views, each view timed until it has built every context (large change sets are built in chunks of ${BUILD_CHUNK} between event-loop turns); the longest main-thread and worker turns by a setImmediate probe; medians of ${o.reps} all-at-once rotations and ${o.spread} single-SVID messages.`,
     '',
     '### Memory',
     '',
@@ -374,7 +379,7 @@ function markdown(
         'first load (CPU s)',
         'rotate all at once (CPU s)',
         '… parse + checks / store + main view / workers (s)',
-        'longest worker turn (ms)',
+        'longest main-thread / worker turn (ms)',
         'CPU s per hour, all at once',
         'one SVID rotated, full message (CPU ms)',
         '… parse + checks / store + main view / workers (ms)',
@@ -386,7 +391,7 @@ function markdown(
         sig(r.loadCpuS),
         sig(r.rotateAllCpuS),
         `${sig(r.rotateAllParseS)} / ${sig(r.rotateAllStoreMainS)} / ${sig(r.rotateAllWorkersS)}`,
-        sig(r.rotateAllWorkerStallMs),
+        `${sig(r.rotateAllMainStallMs)} / ${sig(r.rotateAllWorkerStallMs)}`,
         sig(r.rotateAllCpuSPerHour),
         sig(r.singleMessageCpuMs),
         `${sig(r.singleParseMs)} / ${sig(r.singleStoreMainMs)} / ${sig(r.singleWorkersMs)}`,
@@ -409,7 +414,7 @@ function markdown(
     L.push(
       `At ${last.n.toLocaleString('en-US')} identities (${last.n > PARSE_CACHE_ENTRIES ? 'more than' : 'within'} the ${PARSE_CACHE_ENTRIES.toLocaleString('en-US')} entries of the certificate parse cache, which own SVIDs no longer use) a one-SVID message costs ${sig(last.singleMessageCpuMs)} CPU ms and parses ${sig(parsedPerSingle)} SVID(s); the source's memo counted ${lastRaw.svidParses.parsed.toLocaleString('en-US')} SVIDs parsed and ${lastRaw.svidParses.reused.toLocaleString('en-US')} reused over the run.`,
       '',
-      `Rotating all ${last.n.toLocaleString('en-US')} at once keeps the main thread busy for ${sig(last.rotateAllParseS + last.rotateAllStoreMainS)} CPU s, ${sig(last.rotateAllParseS)} s of it in one synchronous parse of the message (every SVID is new); each worker view spends ${sig(last.rotateAllWorkersS / o.workers)} CPU s on its ${last.n.toLocaleString('en-US')} SecureContexts, in chunks of ${BUILD_CHUNK}: the longest stretch it held its thread was ${sig(last.rotateAllWorkerStallMs)} ms (apply() itself or one chunk); meanwhile it serves connections, and an identity asked for before its chunk is built on demand.`,
+      `Rotating all ${last.n.toLocaleString('en-US')} at once keeps the main thread busy for ${sig(last.rotateAllParseS + last.rotateAllStoreMainS)} CPU s, ${sig(last.rotateAllParseS)} s of it parsing the message (every SVID is new) in turns of ${TURN_BUDGET_MS} ms; the longest stretch the main thread was held was ${sig(last.rotateAllMainStallMs)} ms (observe.livenessMaxLag is 5 s); each worker view spends ${sig(last.rotateAllWorkersS / o.workers)} CPU s on its ${last.n.toLocaleString('en-US')} SecureContexts, in chunks of ${BUILD_CHUNK}: the longest stretch it held its thread was ${sig(last.rotateAllWorkerStallMs)} ms (apply() itself or one chunk); meanwhile it serves connections, and an identity asked for before its chunk is built on demand.`,
       '',
     );
   }

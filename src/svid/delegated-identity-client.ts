@@ -20,6 +20,7 @@ import { GrpcStreamSource } from './grpc-source.ts';
 import { OwnSvidMemo, type ParseOwnSvid } from './own-svid-memo.ts';
 import { makeSpiffeId, parseTrustDomain } from './spiffe-id.ts';
 import { type StreamFailure, StreamRunner, statusName } from './stream-runner.ts';
+import { runAtOnce, runInTurns, type Steps } from './turns.ts';
 import { parseOwnSvid, type X509Svid } from './x509-svid.ts';
 
 export const DEFAULT_SELECTORS: readonly string[] = ['cilium:mutual-auth'];
@@ -66,15 +67,31 @@ export function parseDelegatedSvids(
   trustDomain?: string,
   memo?: OwnSvidMemo,
 ): ParsedDelegatedSvids {
-  if (memo !== undefined) return memo.round((parse) => readSvids(resp, trustDomain, parse));
-  return readSvids(resp, trustDomain, (_slot, input) => parseOwnSvid(input));
+  if (memo !== undefined) return memo.round((parse) => runAtOnce(readSvids(resp, trustDomain, parse)));
+  return runAtOnce(readSvids(resp, trustDomain, (_slot, input) => parseOwnSvid(input)));
 }
 
-function readSvids(
+/**
+ * parseDelegatedSvids in turns of the event loop (turns.ts), as the source reads its messages: a message
+ * that rotates every SVID of a full node does not hold the main thread for the seconds it takes. The
+ * memo's round is committed when the whole message is read.
+ */
+export async function parseDelegatedSvidsInTurns(
+  resp: SubscribeToX509SvidsResponse,
+  trustDomain: string | undefined,
+  memo: OwnSvidMemo,
+): Promise<ParsedDelegatedSvids> {
+  const round = memo.begin();
+  const parsed = await runInTurns(readSvids(resp, trustDomain, round.parse));
+  round.commit();
+  return parsed;
+}
+
+function* readSvids(
   resp: SubscribeToX509SvidsResponse,
   trustDomain: string | undefined,
   parse: ParseOwnSvid,
-): ParsedDelegatedSvids {
+): Steps<ParsedDelegatedSvids> {
   const svids: X509Svid[] = [];
   const rejected: ParsedDelegatedSvids['rejected'][number][] = [];
   for (const entry of resp.x509_svids) {
@@ -107,6 +124,7 @@ function readSvids(
       const e = err instanceof SvidError ? err : new SvidError(SvidErrorCode.BAD_RESPONSE, String(err));
       rejected.push({ spiffeId: claimed, code: e.code, message: e.message });
     }
+    yield;
   }
   return { svids, federatesWith: [...resp.federates_with], rejected };
 }
@@ -137,6 +155,11 @@ export class DelegatedIdentitySource extends GrpcStreamSource {
   /** The SVIDs of the last message, by their bytes: an unchanged SVID is not parsed again. */
   private readonly memo = new OwnSvidMemo();
   private svidPart: ParsedDelegatedSvids | undefined;
+  /** The newest SVID message not yet read, while one is being read. */
+  private waitingSvids: SubscribeToX509SvidsResponse | undefined;
+  private readingSvids = false;
+  /** Bumped when SVIDs are withdrawn or the source closes: a message being read then is discarded. */
+  private svidEpoch = 0;
   private bundlePart: Map<string, TrustBundle> | undefined;
 
   constructor(options: DelegatedIdentityOptions) {
@@ -172,12 +195,41 @@ export class DelegatedIdentitySource extends GrpcStreamSource {
     });
   }
 
+  /**
+   * Messages are read one at a time, in turns (parseDelegatedSvidsInTurns). Each is a full snapshot, so
+   * one that arrives while another is being read replaces any still waiting: only the newest is read
+   * next. A withdrawal (PERMISSION_DENIED) or close() while a message is being read discards it.
+   */
   private onSvids(msg: SubscribeToX509SvidsResponse): void {
-    const parsed = parseDelegatedSvids(msg, this.trustDomain, this.memo);
-    for (const r of parsed.rejected)
-      this.log.warn({ code: r.code, spiffeId: r.spiffeId }, `SVID refused: ${r.message}`);
-    this.svidPart = parsed;
-    this.emit();
+    this.waitingSvids = msg;
+    if (!this.readingSvids) void this.readSvidMessages();
+  }
+
+  private async readSvidMessages(): Promise<void> {
+    this.readingSvids = true;
+    try {
+      for (let msg = this.waitingSvids; msg !== undefined; msg = this.waitingSvids) {
+        this.waitingSvids = undefined;
+        const epoch = this.svidEpoch;
+        const parsed = await parseDelegatedSvidsInTurns(msg, this.trustDomain, this.memo);
+        if (epoch !== this.svidEpoch) continue;
+        for (const r of parsed.rejected)
+          this.log.warn({ code: r.code, spiffeId: r.spiffeId }, `SVID refused: ${r.message}`);
+        this.svidPart = parsed;
+        this.emit();
+      }
+    } catch (err) {
+      // readSvids refuses bad entries one by one; anything thrown here is a defect, not bad input.
+      this.log.error({ err }, 'reading an SVID message failed');
+    } finally {
+      this.readingSvids = false;
+    }
+  }
+
+  override async close(): Promise<void> {
+    this.svidEpoch++;
+    this.waitingSvids = undefined;
+    await super.close();
   }
 
   private onBundles(msg: SubscribeToX509BundlesResponse): void {
@@ -206,6 +258,8 @@ export class DelegatedIdentitySource extends GrpcStreamSource {
     if (f.status === grpc.status.PERMISSION_DENIED && stream === 'SubscribeToX509SVIDs') {
       // Not (or no longer) an authorized delegate: stop using the SVIDs, keep asking with backoff.
       this.svidPart = undefined;
+      this.waitingSvids = undefined;
+      this.svidEpoch++;
       this.memo.clear();
       this.publish(null);
     }

@@ -58,11 +58,12 @@ export class OwnSvidMemo {
   #reused = 0;
 
   /**
-   * Runs one message's parse: `parse` reuses an SVID the last message held when its bytes are equal and
-   * otherwise calls parseOwnSvid. When `fn` returns, the SVIDs of this message are held instead (a
-   * refused SVID is not held); when it throws, the last message's stay held.
+   * Opens one message's round: `parse` reuses an SVID the last message held when its bytes are equal and
+   * otherwise calls parseOwnSvid; `commit()` makes the SVIDs of this message the held ones (a refused SVID
+   * is not held). A round never committed (its message threw, or was superseded) leaves the last
+   * message's SVIDs held.
    */
-  round<T>(fn: (parse: ParseOwnSvid) => T): T {
+  begin(): { readonly parse: ParseOwnSvid; commit(): void } {
     const prev = this.#held;
     const next = new Map<string, Held[]>();
     const parse: ParseOwnSvid = (slot, input) => {
@@ -89,8 +90,19 @@ export class OwnSvidMemo {
       else list.push(held);
       return held.svid;
     };
-    const out = fn(parse);
-    this.#held = next;
+    return {
+      parse,
+      commit: () => {
+        this.#held = next;
+      },
+    };
+  }
+
+  /** One round run synchronously: `fn` parses a message; when it returns, the round is committed. */
+  round<T>(fn: (parse: ParseOwnSvid) => T): T {
+    const r = this.begin();
+    const out = fn(r.parse);
+    r.commit();
     return out;
   }
 
