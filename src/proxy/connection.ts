@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';
 import { type Endpoint, formatEndpoint } from '../net/address.ts';
-import { returnReadBuffer, usePooledReads } from './pooled-reads.ts';
+import { resumePooledReads, returnReadBuffer, usePooledReads } from './pooled-reads.ts';
 import { setAbortiveClose } from './socket-options.ts';
 import type { CloseReason, Direction, WorkerCounters } from './stats.ts';
 import type { Sweepable, Sweeper } from './sweeper.ts';
@@ -139,13 +139,8 @@ function took(side: Side, n: number): Side {
 
 function onData(this: Side, chunk: Buffer): void {
   const peer = took(this, chunk.length);
-  // Bulk on a TCP side: later reads go to pooled buffers (no ArrayBuffer per read for the GC).
-  if (
-    chunk.length >= CORK_MIN &&
-    !this[kPooled] &&
-    this instanceof Socket &&
-    usePooledReads(this, onPooledRead)
-  ) {
+  // Bulk: later reads go to pooled buffers (no ArrayBuffer per read for the GC).
+  if (chunk.length >= CORK_MIN && !this[kPooled] && switchToPooledReads(this)) {
     this[kPooled] = true;
     this[kInflight] = [];
     this[kWritten] = onWritten.bind(this);
@@ -153,9 +148,14 @@ function onData(this: Side, chunk: Buffer): void {
   if (!peer.write(chunk)) this.pause();
 }
 
+function switchToPooledReads(s: Side): boolean {
+  if (s instanceof Socket) return usePooledReads(s, onPooledRead);
+  return isH2Stream(s) && usePooledReads(s, onPooledRead);
+}
+
 /** A read into a pooled buffer: the buffer travels with the write and comes back when it completes. */
-function onPooledRead(this: Socket, nread: number, buf: Buffer): boolean {
-  const side = this as unknown as Side;
+function onPooledRead(this: Duplex, nread: number, buf: Buffer): boolean {
+  const side = this as Side;
   const peer = took(side, nread);
   side[kInflight].push(buf);
   if (peer.write(nread === buf.length ? buf : buf.subarray(0, nread), side[kWritten])) return true;
@@ -173,7 +173,9 @@ function onWritten(this: Side, err?: Error | null): void {
 }
 
 function onDrain(this: Side): void {
-  this[kPeer].resume();
+  const peer = this[kPeer];
+  if (peer[kPooled] && (peer instanceof Socket || isH2Stream(peer))) resumePooledReads(peer);
+  else peer.resume();
 }
 
 /**

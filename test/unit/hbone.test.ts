@@ -2,6 +2,7 @@
 // server of ward, with a lab-protocol server as the destination workload. Capture (TPROXY) is not part of
 // this; the namespace suite covers it.
 import { createHash } from 'node:crypto';
+import { createServer as createH2Server, connect as h2connect } from 'node:http2';
 import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
 import pino from 'pino';
@@ -11,6 +12,12 @@ import { type Endpoint, endpoint } from '../../src/net/address.ts';
 import { Connection } from '../../src/proxy/connection.ts';
 import { connectViaTunnel } from '../../src/proxy/hbone-outbound.ts';
 import { HboneServer } from '../../src/proxy/hbone-server.ts';
+import {
+  pooledReadBuffers,
+  resumePooledReads,
+  STREAM_READ_BUFFER_SIZE,
+  usePooledReads,
+} from '../../src/proxy/pooled-reads.ts';
 import { TunnelPool, type TunnelSpec } from '../../src/proxy/tunnel-pool.ts';
 import { TestOwner } from './test-owner.ts';
 import { checkPeer, makePki, type TestPki } from './tls-fixtures.ts';
@@ -147,12 +154,24 @@ function send(bytes: number, seed: string, port = proxyPort): Promise<{ sent: st
   });
 }
 
-function fetch(bytes: number, seed: string, opts: { resumeWhen?: Promise<unknown> } = {}): Promise<string> {
+function fetch(
+  bytes: number,
+  seed: string,
+  opts: { resumeWhen?: Promise<unknown>; stallEvery?: number } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect({ port: proxyPort, host: '127.0.0.1' });
     const h = createHash('sha256');
+    let reads = 0;
     s.on('connect', () => s.write(`SOURCE ${bytes} ${seed}\n`));
-    s.on('data', (d: Buffer) => h.update(d));
+    s.on('data', (d: Buffer) => {
+      h.update(d);
+      // A reader that keeps stalling: ward's writes to it back up and it must stop and restart reading.
+      if (opts.stallEvery !== undefined && ++reads % opts.stallEvery === 0) {
+        s.pause();
+        setTimeout(() => s.resume(), reads % 3);
+      }
+    });
     if (opts.resumeWhen !== undefined) {
       s.pause();
       void opts.resumeWhen.then(() => s.resume());
@@ -177,6 +196,18 @@ describe('HBONE tunnel', () => {
     expect(up.reply).toBe(up.sent);
     expect(await fetch(16 * MiB, 'bb')).toBe(keystreamSha256('bb', 16 * MiB));
   });
+
+  it('64 MiB down through a reader that keeps stalling arrive intact (pooled stream reads stop and restart)', async () => {
+    // ward a reads the CONNECT stream into pooled buffers and writes them to this reader, which keeps
+    // pausing: the stream's reads stop (its window fills) and must restart on drain, and a buffer handed
+    // back before its write completed would corrupt the bytes.
+    expect(await fetch(64 * MiB, 'ps', { stallEvery: 5 })).toBe(keystreamSha256('ps', 64 * MiB));
+    const line = () => outbound.lines.find((l) => l.bytesDown === 64 * MiB);
+    for (let i = 0; i < 100 && line() === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(line()).toMatchObject({ reason: 'completed' });
+    // The stream side took the pooled path: completed writes handed its 16 KiB buffers back.
+    expect(pooledReadBuffers(STREAM_READ_BUFFER_SIZE)).toBeGreaterThan(0);
+  }, 60_000);
 
   it('access lines on both sides name the peer identity and the tunnel', async () => {
     await send(10, 'cc');
@@ -319,6 +350,48 @@ describe('HBONE tunnel', () => {
     decoy.close();
     decoyProxy.close();
     owner.sweeper.stop();
+  });
+});
+
+describe('pooled reads on an HTTP/2 stream', () => {
+  it('the runtime lets a stream read into pooled buffers, stop, restart and still see its end', async () => {
+    // ward pins its Node version; this fails on a runtime where the switch no longer engages.
+    const server = createH2Server();
+    const got: Buffer[] = [];
+    let sizes = new Set<number>();
+    const ended = new Promise<void>((resolve, reject) => {
+      server.on('stream', (stream) => {
+        stream.respond({ ':status': 200 });
+        const switched = usePooledReads(stream, function (this: typeof stream, n, buf) {
+          got.push(Buffer.from(buf.subarray(0, n)));
+          sizes.add(buf.length);
+          // Stop after the first read, restart a little later: the rest must still arrive.
+          if (got.length === 1) {
+            setTimeout(() => resumePooledReads(this), 50);
+            return false;
+          }
+          return true;
+        });
+        if (!switched) reject(new Error('usePooledReads did not engage on an Http2Stream'));
+        stream.on('end', () => {
+          stream.end();
+          resolve();
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const session = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const req = session.request({ ':method': 'POST', ':path': '/' }, { endStream: false });
+    const body = Buffer.alloc(256 * 1024, 7);
+    req.end(body);
+    req.resume();
+    await ended;
+    expect(Buffer.concat(got).equals(body)).toBe(true);
+    expect(got.length).toBeGreaterThan(1);
+    expect([...sizes]).toEqual([STREAM_READ_BUFFER_SIZE]);
+    sizes = new Set();
+    session.close();
+    server.close();
   });
 });
 
