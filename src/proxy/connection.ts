@@ -174,7 +174,8 @@ function onWritten(this: Side, err?: Error | null): void {
 
 function onDrain(this: Side): void {
   const peer = this[kPeer];
-  if (peer[kPooled] && (peer instanceof Socket || isH2Stream(peer))) resumePooledReads(peer);
+  // A stream reading into pooled buffers restarts through its handle (pooled-reads.ts); the rest resume.
+  if (peer[kPooled] && isH2Stream(peer)) resumePooledReads(peer);
   else peer.resume();
 }
 
