@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';
 import { type Endpoint, formatEndpoint } from '../net/address.ts';
-import { resumePooledReads, returnReadBuffer, usePooledReads } from './pooled-reads.ts';
+import { resumePooledReads, returnReadBuffer, streamHandle, usePooledReads } from './pooled-reads.ts';
 import { setAbortiveClose } from './socket-options.ts';
 import type { CloseReason, Direction, WorkerCounters } from './stats.ts';
 import type { Sweepable, Sweeper } from './sweeper.ts';
@@ -109,12 +109,8 @@ export function resetSide(s: Duplex): void {
  * that the peer sees no END_STREAM.) Falls back to close(code) if the handle is not found.
  */
 function resetStream(s: Http2Stream, code: number): void {
-  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
-  const handle =
-    key === undefined
-      ? undefined
-      : (s as unknown as Record<symbol, { rstStream?: (code: number) => number } | undefined>)[key];
-  if (handle !== undefined && typeof handle.rstStream === 'function') {
+  const handle = streamHandle(s);
+  if (handle !== null && typeof handle.rstStream === 'function') {
     handle.rstStream(code);
     s.destroy();
   } else {
@@ -149,8 +145,7 @@ function onData(this: Side, chunk: Buffer): void {
 }
 
 function switchToPooledReads(s: Side): boolean {
-  if (s instanceof Socket) return usePooledReads(s, onPooledRead);
-  return isH2Stream(s) && usePooledReads(s, onPooledRead);
+  return (s instanceof Socket || isH2Stream(s)) && usePooledReads(s, onPooledRead);
 }
 
 /** A read into a pooled buffer: the buffer travels with the write and comes back when it completes. */

@@ -83,15 +83,30 @@ function findSlots(): OnreadSlots | null {
 interface StreamHandle {
   useUserBuffer(b: Uint8Array): void;
   readStart(): number;
+  rstStream(code: number): number;
   reading?: boolean;
 }
 
-/** The native handle of a socket (`_handle`) or of an HTTP/2 stream (its kHandle slot). */
+/**
+ * Node's kHandle symbol, kept once found (every Http2Stream holds its handle under it). Not found is not
+ * kept: a stream still pending may not carry the slot yet, and the next one will.
+ */
+let kHandle: symbol | undefined;
+
+/**
+ * The native handle of an HTTP/2 stream (its kHandle slot), or null when there is none (not yet
+ * created, already gone, or a runtime without the slot). Shared with connection.ts's stream reset.
+ */
+export function streamHandle(s: Http2Stream): Partial<StreamHandle> | null {
+  kHandle ??= Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
+  const h = kHandle === undefined ? undefined : (s as unknown as Record<symbol, unknown>)[kHandle];
+  return typeof h === 'object' && h !== null ? (h as Partial<StreamHandle>) : null;
+}
+
+/** The native handle of a socket (`_handle`) or of an HTTP/2 stream. */
 function handleOf(s: Socket | Http2Stream): Partial<StreamHandle> | null {
   if (s instanceof Socket) return (s as unknown as { _handle: Partial<StreamHandle> | null })._handle;
-  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
-  const h = key === undefined ? undefined : (s as unknown as Record<symbol, unknown>)[key];
-  return typeof h === 'object' && h !== null ? (h as Partial<StreamHandle>) : null;
+  return streamHandle(s);
 }
 
 /**
@@ -119,17 +134,15 @@ export function usePooledReads<S extends Socket | Http2Stream>(
 }
 
 /**
- * Starts reading again after `onRead` returned false. A socket does it in resume() (net.Socket knows the
- * slots); an HTTP/2 stream's resume() goes through Readable's read(), which never calls _read again once
- * reads bypass push(), so its handle is started here.
+ * Starts a stream's reads again after `onRead` returned false. A socket needs none of this: net.Socket's
+ * resume() knows the slots. An HTTP/2 stream's resume() goes through Readable's read(), which never
+ * calls _read again once reads bypass push(), so its handle is started here.
  */
-export function resumePooledReads(s: Socket | Http2Stream): void {
-  if (!(s instanceof Socket) && !s.destroyed) {
-    const handle = handleOf(s);
-    if (handle !== null && typeof handle.readStart === 'function') {
-      handle.reading = true;
-      handle.readStart();
-    }
+export function resumePooledReads(s: Http2Stream): void {
+  const handle = s.destroyed ? null : streamHandle(s);
+  if (handle !== null && typeof handle.readStart === 'function') {
+    handle.reading = true;
+    handle.readStart();
   }
   s.resume();
 }

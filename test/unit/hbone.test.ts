@@ -358,7 +358,7 @@ describe('pooled reads on an HTTP/2 stream', () => {
     // ward pins its Node version; this fails on a runtime where the switch no longer engages.
     const server = createH2Server();
     const got: Buffer[] = [];
-    let sizes = new Set<number>();
+    const sizes = new Set<number>();
     const ended = new Promise<void>((resolve, reject) => {
       server.on('stream', (stream) => {
         stream.respond({ ':status': 200 });
@@ -389,7 +389,6 @@ describe('pooled reads on an HTTP/2 stream', () => {
     expect(Buffer.concat(got).equals(body)).toBe(true);
     expect(got.length).toBeGreaterThan(1);
     expect([...sizes]).toEqual([STREAM_READ_BUFFER_SIZE]);
-    sizes = new Set();
     session.close();
     server.close();
   });
