@@ -54,9 +54,14 @@ export interface IssuedSvid {
   readonly serial: string;
 }
 
+/**
+ * 16 random bytes whose first byte is 0x40-0x7f: positive (top bit clear) and never 0x00, so the DER
+ * INTEGER is minimal and every serial prints as 32 hex digits. (A first byte of 0x00, 1 in 128 before,
+ * made a non-minimal encoding that node:crypto prints with 30 digits.)
+ */
 function serialHex(): string {
   const b = randomBytes(16);
-  b[0] = (b[0] ?? 0) & 0x7f;
+  b[0] = ((b[0] ?? 0) & 0x3f) | 0x40;
   return b.toString('hex');
 }
 
