@@ -22,7 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import YAML from 'yaml';
 import { buildInventory, spiffeIdFor, type WorkloadInput } from '../inventory/index.ts';
 import {
@@ -346,8 +346,12 @@ export class Lab {
     return join(this.dir, 'ca.sock');
   }
 
+  /**
+   * In a directory of its own: the file source watches the file's directory, and the wards' logs, which
+   * grow by a line per connection, live in the lab's directory.
+   */
   get inventoryPath(): string {
-    return join(this.dir, 'inventory.yaml');
+    return join(this.dir, 'inventory', 'inventory.yaml');
   }
 
   get policyDir(): string {
@@ -492,6 +496,7 @@ export class Lab {
   }
 
   async #startMesh(mesh: LabMesh): Promise<void> {
+    mkdirSync(dirname(this.inventoryPath), { recursive: true });
     writeFileSync(this.inventoryPath, YAML.stringify(this.inventory()));
     if (mesh.policies !== undefined) this.setPolicies(mesh.policies);
     const ids = [...new Set(this.spiffeIds().values())];
