@@ -89,24 +89,35 @@ export function formatCompact(f: FlowRecord): string {
   )} ${f.Summary}`;
 }
 
-/** The most recent flows, bounded. */
+/** The most recent flows, bounded: a circular buffer, so a push costs the same when it is full. */
 export class FlowRing {
-  readonly #items: FlowRecord[] = [];
-  readonly #capacity: number;
+  readonly #items: (FlowRecord | undefined)[];
+  /** Where the next push goes; once full, also the oldest item. */
+  #next = 0;
+  #size = 0;
   #listeners = new Set<(f: FlowRecord) => void>();
 
   constructor(capacity: number) {
-    this.#capacity = capacity;
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`flow ring capacity ${capacity}`);
+    this.#items = new Array<FlowRecord | undefined>(capacity);
   }
 
   push(f: FlowRecord): void {
-    this.#items.push(f);
-    if (this.#items.length > this.#capacity) this.#items.splice(0, this.#items.length - this.#capacity);
+    this.#items[this.#next] = f;
+    this.#next = (this.#next + 1) % this.#items.length;
+    if (this.#size < this.#items.length) this.#size++;
     for (const l of this.#listeners) l(f);
   }
 
-  recent(n = this.#capacity): readonly FlowRecord[] {
-    return this.#items.slice(-n);
+  /** The last `n` flows (all held, by default), oldest first. */
+  recent(n = this.#size): FlowRecord[] {
+    const count = Math.min(Math.max(0, n), this.#size);
+    const cap = this.#items.length;
+    const out = new Array<FlowRecord>(count);
+    for (let i = 0; i < count; i++) {
+      out[i] = this.#items[(this.#next - count + i + cap) % cap] as FlowRecord;
+    }
+    return out;
   }
 
   subscribe(l: (f: FlowRecord) => void): () => void {
