@@ -98,11 +98,11 @@ export async function startWard(config: Readonly<Config>): Promise<RunningWard> 
   const workers = config.proxy.workers === 'auto' ? usableCpus() : config.proxy.workers;
   const spec = captureSpecOf(config);
   const flows = new FlowRing(FLOW_RING_SIZE);
-  const flowLog = root.child({ component: 'flow' });
+  const flowLog = config.log.flows ? root.child({ component: 'flow' }) : null;
   const supervisor = new Supervisor(config, workers, root.child({ component: 'supervisor' }), (batch) => {
     for (const f of batch) {
       flows.push(f);
-      flowLog.info(f, 'flow');
+      flowLog?.info(f, 'flow');
     }
   });
   const version = wardVersion();

@@ -158,6 +158,12 @@ export const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One JSON line per connection. */
   accessLog: z.boolean().default(true),
+  /**
+   * Each flow record as a log line too (`component: "flow"`). Off by default, as in Hubble: flows are
+   * kept in the ring either way (admin `GET /flows`, `ward observe`), and the access line already
+   * says how each connection went.
+   */
+  flows: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({

@@ -255,6 +255,9 @@ export class LabNode {
       capture: { podCidrs: [this.podCidr] },
       proxy: { workers: 1 },
       shutdown: { drainTimeout: '5s' },
+      // Flow records as log lines too (ward's default keeps them in the ring only): the demo and the
+      // tests read them from the log.
+      log: { flows: true },
     };
     const mesh = this.lab.options.mesh;
     if (mesh !== undefined) {

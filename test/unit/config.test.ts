@@ -29,6 +29,7 @@ describe('config: defaults', () => {
     });
     expect(c.admin).toMatchObject({ address: '127.0.0.1', port: 15000 });
     expect(c.proxy.workers).toBe('auto');
+    expect(c.log).toEqual({ level: 'info', accessLog: true, flows: false });
     expect(Object.isFrozen(c.capture)).toBe(true);
     expect(Object.isFrozen(c.capture.podCidrs)).toBe(true);
   });
@@ -127,6 +128,11 @@ describe('config: each bad input gets its field path and reason', () => {
       'a bad log level',
       `${minimal}log:\n  level: loud\n`,
       'log.level: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"',
+    ],
+    [
+      'flow lines asked for with a word',
+      `${minimal}log:\n  flows: yes please\n`,
+      'log.flows: Invalid input: expected boolean, received string',
     ],
     ['a list as the document', '- a\n- b\n', '(document): the configuration must be a mapping of sections'],
     [
